@@ -47,9 +47,9 @@ def port(netns, veth):
 
 @pytest.mark.parametrize("ours, tc_word", RATES)
 def test_rate_equals_tc(nsrun, port, ours, tc_word):
-    rate, _ = _readback(nsrun, *port, tc_word, "64kb")
+    rate = _readback(nsrun, *port, tc_word, "64kb")[0]
     assert units.rate_bytes(units.parse_rate(ours)) == rate
-    rate, _ = _readback(nsrun, *port, units.tc_rate_word(units.parse_rate(ours)), "64kb")
+    rate = _readback(nsrun, *port, units.tc_rate_word(units.parse_rate(ours)), "64kb")[0]
     assert units.rate_bytes(units.parse_rate(ours)) == rate
 
 
@@ -58,15 +58,15 @@ def test_size_equals_tc(nsrun, port, ours, tc_word):
     """tc stores a burst as time at the rate (psched ticks) and its own float
     maths loses about one byte; 16 bytes more is always visible."""
     size = units.parse_size(ours)
-    _, ticks_tc = _readback(nsrun, *port, "10mbit", tc_word)
-    _, ticks_ours = _readback(nsrun, *port, "10mbit", units.tc_size_word(size))
-    _, ticks_more = _readback(nsrun, *port, "10mbit", units.tc_size_word(size + 16))
+    ticks_tc = _readback(nsrun, *port, "10mbit", tc_word)[1]
+    ticks_ours = _readback(nsrun, *port, "10mbit", units.tc_size_word(size))[1]
+    ticks_more = _readback(nsrun, *port, "10mbit", units.tc_size_word(size + 16))[1]
     assert ticks_ours == ticks_tc < ticks_more
     assert abs(ticks_ours - _ticks(size, 1_250_000)) <= 16    # within one byte of the ideal
 
 
 def test_tc_and_libvirt_disagree_on_bare_numbers(nsrun, port):
     """The documented trap: tc reads a bare 1250 as bit/s, libvirt (and we) as KiB/s."""
-    rate, _ = _readback(nsrun, *port, "1250", "64kb")
+    rate = _readback(nsrun, *port, "1250", "64kb")[0]
     assert rate != units.rate_bytes(units.parse_rate(1250))
     assert units.rate_bytes(units.parse_rate(1250)) == 1250 * 1024

@@ -75,6 +75,6 @@ def ranges(vids):
     text = format_vids(vids)
     out = []
     for part in text.split(",") if text else []:
-        low, _, high = part.partition("-")
-        out.append((int(low), int(high or low)))
+        low, high = (part.split("-") + [part])[:2]
+        out.append((int(low), int(high)))
     return out

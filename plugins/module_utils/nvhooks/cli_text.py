@@ -1,0 +1,123 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netvirt developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""`netvirt-hooks` text output: short, aligned, exact (units as configured)."""
+
+
+def render(command, data):
+    return {"status": _status, "explain": _explain}.get(command, _change)(data)
+
+
+def _rate(text):
+    keys = ("average", "peak", "burst", "floor")
+    return " ".join(f"{k} {text[k]}" for k in keys if k in text)
+
+
+def _vlan(text):
+    parts = []
+    if text.get("pvid"):
+        parts.append(f"pvid {text['pvid']}{'' if text.get('untagged', True) else ' (tagged)'}")
+    if text.get("tagged"):
+        parts.append(f"tagged {text['tagged']}")
+    if text.get("keep_default"):
+        parts.append("keeps default VLAN")
+    return ", ".join(parts)
+
+
+def _state(probe):
+    state = probe.get("state", "?")
+    why = probe.get("why")
+    return f"{state}: {why}" if why else state
+
+
+def _status(data):
+    if "guests" in data:
+        return _overview(data)
+    lines = [f"guest {data['guest']} ({data.get('state') or 'running'}) policy {data['policy']}"]
+    for port in data["ports"]:
+        lines.extend(_port_lines(port, detail=True))
+    lines.append("hooks (in run order):")
+    for event, entries in data["hooks"].items():
+        names = [e.get("what") or e.get("name") or "?" for e in entries]
+        lines.append(f"  {event:<16} {' > '.join(names) if names else '(nothing)'}")
+    return "\n".join(lines)
+
+
+def _port_lines(port, detail):
+    head = f"port {port['index']} {port.get('dev') or '-'} {port.get('mac') or '-'}"
+    if port.get("bridge"):
+        head += f" bridge {port['bridge']}"
+    lines = [head]
+    for direction in ("inbound", "outbound"):
+        if direction in port:
+            lines.append(f"  {direction:<9}{_rate(port[direction])}  [{port[direction]['source']}]")
+    if "group" in port:
+        lines.append(f"  {'group':<9}{port['group']['name']}  [{port['group']['source']}]")
+    if "vlan" in port:
+        lines.append(f"  {'vlan':<9}{_vlan(port['vlan'])}  [{port['vlan']['source']}]")
+    lines.append(f"  {'tc':<9}{_state(port['shaping'])}")
+    if detail:
+        for obj in port["shaping"].get("objects", []):
+            lines.append(f"    {obj}")
+        for diff in port["shaping"].get("diff", []):
+            lines.append(f"    ! {diff}")
+    lines.append(f"  {'vlans':<9}{_state(port['vlan_state'])}")
+    if detail:
+        for diff in port["vlan_state"].get("diff", []):
+            lines.append(f"    ! {diff}")
+    for note in port.get("notes", []):
+        lines.append(f"  note: {note}")
+    return lines
+
+
+def _overview(data):
+    if not data["guests"]:
+        return f"no running guests (policy {data['policy']})"
+    lines = [f"policy {data['policy']}"]
+    for guest in data["guests"]:
+        if "error" in guest:
+            lines.append(f"{guest['guest']}: {guest['error']}")
+            continue
+        if not guest["ports"]:
+            lines.append(f"{guest['guest']}: no interfaces")
+        for port in guest["ports"]:
+            shaped = []
+            for direction in ("inbound", "outbound"):
+                if direction in port:
+                    shaped.append(f"{direction[:3]} {port[direction].get('average') or '-'}")
+            if "group" in port:
+                shaped.append(f"group {port['group']['name']}")
+            if "vlan" in port:
+                shaped.append(f"vlan {_vlan(port['vlan'])}")
+            lines.append(f"{guest['guest']} {port['index']} {port.get('dev') or '-'}: "
+                         f"{', '.join(shaped) or 'no policy'}; tc {port['shaping']['state']}, "
+                         f"vlans {port['vlan_state']['state']}")
+    return "\n".join(lines)
+
+
+def _explain(data):
+    lines = [f"guest {data['guest']} policy {data['host_policy']}",
+             f"precedence: {' > '.join(data['precedence'])}"]
+    for port in data["ports"]:
+        lines.append(f"port {port['index']} {port.get('dev') or '-'} {port.get('mac') or '-'} "
+                     f"({port['type']}{', bridge ' + port['bridge'] if port.get('bridge') else ''})")
+        if not port["values"]:
+            lines.append("  (no policy)")
+        width = max((len(k) for k in port["values"]), default=0)
+        for key, value in port["values"].items():
+            lines.append(f"  {key:<{width}}  {value['value']!s:<12} {value['source']}")
+        for note in port["notes"]:
+            lines.append(f"  note: {note}")
+    return "\n".join(lines)
+
+
+def _change(data):
+    verb = "would change" if data.get("check") else "changed"
+    lines = []
+    for change in data.get("changes", []):
+        lines.append(f"{verb}: {change}")
+    for error in data.get("errors", []):
+        lines.append(f"error: {error}")
+    if not lines:
+        lines.append(f"{data['action']} {data['guest']}: nothing to do")
+    return "\n".join(lines)

@@ -1,0 +1,146 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netvirt developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Shaping as a built-in hook handler (called by dispatch.py).
+
+* qemu/lxc ``started begin`` and ``reconnect begin``: apply every shaped port
+  of the guest (taps exist then).
+* ``stopped end`` and ``release end``: tear down what we made for the guest,
+  from names derived from the domain XML (taps may be gone already; the
+  kernel is the truth, no state files needed).
+* daemon start/reload: ``reconcile_all`` re-applies every running guest from
+  its status XML (never calls libvirt: that would deadlock).
+"""
+
+import glob
+import os
+
+from . import paths
+
+_NS_BYTES = b"netvirt/libvirt_hooks/xmlns/policy"
+APPLY = frozenset((("started", "begin"), ("reconnect", "begin")))
+TEARDOWN = frozenset((("stopped", "end"), ("release", "end")))
+
+
+def _phase(event):
+    if getattr(event, "driver", None) not in ("qemu", "lxc"):
+        return None
+    pair = (getattr(event, "op", None), getattr(event, "subop", None))
+    if pair in APPLY:
+        return "apply"
+    if pair in TEARDOWN:
+        return "teardown"
+    return None
+
+
+def wants(event, raw_xml, host):
+    """Cheap check: no lxml, no pyroute2."""
+    if _phase(event) is None:
+        return False
+    if host is not None and (host.rules or host.groups):
+        return True
+    raw = raw_xml or b""
+    return _NS_BYTES in raw or b"<bandwidth" in raw
+
+
+def handle(event, domain, host, log):
+    """Apply or tear down the guest's shaping; raise NetvirtError after trying every port."""
+    phase = _phase(event)
+    if phase == "apply":
+        return apply_guest(domain, host, log)
+    if phase == "teardown":
+        return teardown_guest(domain, log)
+    return []
+
+
+def apply_guest(domain, host, log, check_mode=False, caps=None):
+    """Apply every shaped port; returns [(port label, tcapply.Result)]."""
+    from . import resolve, tcapply, tcplan
+    from . import caps as capsmod
+    from .errors import NetvirtError
+    ports = resolve.resolve(domain, host)
+    results, failures = [], []
+    for port in ports:
+        for note in port.notes:
+            log.warning("%s: %s", port.label, note)
+        if not port.shaped or port.ovs:
+            continue
+        if not port.dev:
+            log.warning("%s: has a shaping policy but no tap device name; not shaped", port.label)
+            continue
+        try:
+            caps = caps or capsmod.get(log)
+            plan = tcplan.plan_port(port, caps)
+            result = tcapply.apply(plan, caps, check_mode=check_mode, log=log)
+        except NetvirtError as err:
+            log.error("%s: shaping failed: %s", port.label, err)
+            failures.append(err)
+            continue
+        _log_result(log, port, result)
+        results.append((port.label, result))
+    if failures:
+        first = failures[0]
+        more = f" (and {len(failures) - 1} more port(s), see the log)" if len(failures) > 1 else ""
+        raise NetvirtError(f"{first.message}{more}", first.where)
+    return results
+
+
+def _log_result(log, port, result):
+    what = ", ".join(f"{d} {v}" for d, v in _summary(port).items())
+    if result.changed:
+        log.info("%s: shaped (%s): %d change(s)", port.label, what, len(result.actions))
+    else:
+        log.info("%s: shaping already in place (%s)", port.label, what)
+
+
+def _summary(port):
+    out = {}
+    for direction in ("inbound", "outbound"):
+        rate = getattr(port, direction)
+        if rate is not None:
+            out[direction] = " ".join(f"{k}={v}" for k, v in rate.as_text().items())
+    if port.group is not None:
+        out["group"] = port.group.name
+    return out
+
+
+def teardown_guest(domain, log, check_mode=False):
+    """Remove our objects for every non-OVS port with a tap name; never needs the policy."""
+    from . import tcapply, tcplan
+    from . import caps as capsmod
+    from .errors import NetvirtError
+    results, failures = [], []
+    for iface in domain.interfaces:
+        if not iface.target_dev or iface.virtualport_type == "openvswitch":
+            continue
+        label = f"{domain.name} port {iface.index} ({iface.target_dev}, {iface.mac or 'no mac'})"
+        try:
+            caps = capsmod.get(log)
+            result = tcapply.apply(tcplan.plan_absent(iface.target_dev, mac=iface.mac, label=label), caps,
+                                   check_mode=check_mode, log=log)
+        except NetvirtError as err:
+            log.error("%s: shaping teardown failed: %s", label, err)
+            failures.append(err)
+            continue
+        if result.changed:
+            log.info("%s: shaping removed (%d change(s))", label, len(result.actions))
+        results.append((label, result))
+    if failures:
+        raise NetvirtError(failures[0].message, failures[0].where)
+    return results
+
+
+def reconcile_all(host, log):
+    """Re-apply shaping of every running guest from status XML; errors are logged, never raised."""
+    from . import domxml
+    from .errors import NetvirtError
+    done = 0
+    for status_dir in (paths.qemu_status_dir(), paths.lxc_status_dir()):
+        for path in sorted(glob.glob(os.path.join(status_dir, "*.xml"))):
+            try:
+                domain = domxml.read_status_xml(path)
+                apply_guest(domain, host, log)
+                done += 1
+            except NetvirtError as err:
+                log.error("reconcile %s: %s", path, err)
+    return done

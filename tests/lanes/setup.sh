@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Idempotent machine + venv setup for every lane. Fast when already done.
+. "$(dirname "$0")/lib.sh"
+need_root
+export DEBIAN_FRONTEND=noninteractive
+
+APT_PKGS=(make git tar util-linux procps kmod iproute2 ca-certificates
+    python3 python3-venv python3-pip python3-pytest python3-pytest-timeout python3-lxml python3-pyroute2
+    libvirt-daemon-system libvirt-clients qemu-system-x86 ovmf seabios ipxe-qemu
+    linux-image-amd64 busybox-static openvswitch-switch iperf3 shellcheck)
+
+have=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${APT_PKGS[@]}" 2>/dev/null \
+       | awk '$2=="installed"{print $1}' | sort || true)
+missing=$(printf '%s\n' "${APT_PKGS[@]}" | sort | comm -13 <(echo "$have") -)
+if [ -n "$missing" ]; then
+    say "apt: installing" "${missing//$'\n'/ }"
+    apt-get update -q
+    # one call: fewer initramfs rebuilds
+    apt-get install -y -q --no-install-recommends "${APT_PKGS[@]}"
+else
+    echo "apt: all packages present"
+fi
+
+REQ=$REPO/tests/requirements.txt
+stamp=$VENV/.nvt-stamp
+want=$(sha256sum <"$REQ" | cut -c1-16)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    # install into the existing venv when it works: others may be using it
+    if ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+        say "venv: creating $VENV"
+        rm -rf "$VENV"
+        "$DEBPY" -m venv "$VENV"
+        "$VENV/bin/pip" install -q --upgrade pip
+    fi
+    say "venv: installing tests/requirements.txt"
+    "$VENV/bin/pip" install -q -r "$REQ"
+    echo "$want" >"$stamp"
+else
+    echo "venv: up to date ($VENV)"
+fi
+
+# ansible-test downloads a get-pip script we cannot reach; give it a stand-in
+# named after the pip version this ansible-core asks for.
+pipver=$("$VENV/bin/python" - <<'PY'
+import types
+from ansible_test._internal.python_requirements import get_venv_packages
+print(get_venv_packages(types.SimpleNamespace(version="3.11"))["pip"])
+PY
+) || die "cannot read pip version from ansible-test"
+cache=${HOME:-/root}/.ansible/test/cache
+mkdir -p "$cache"
+install -m 0644 "$REPO/tests/lanes/get_pip_standin.py" "$cache/get_pip_${pipver//./_}.py"
+echo "ansible-test: get-pip stand-in for pip $pipver in $cache"
+
+# Debian kernel for the real-kernel lane
+KVER=$(debian_kver)
+echo "realkernel: kernel $KVER"
+echo "setup: done"

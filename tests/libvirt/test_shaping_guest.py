@@ -1,0 +1,135 @@
+"""Shaping end to end: real libvirtd, real guest, hooks and policy installed by the roles.
+
+The hooks role (netvirt.libvirt_hooks.hooks) installs the dispatcher and the
+core into the real /etc/libvirt/hooks and /usr/lib/netvirt-hooks; the shaping
+role writes the host policy. Both run through ansible-playbook exactly as an
+operator would. What this test changes under /etc/libvirt/hooks,
+/usr/lib/netvirt-hooks and /usr/local/sbin/netvirt-hooks is put back as it
+was afterwards (the session holds the libvirt flock).
+
+The guest has a type='bridge' port (host policy: inbound rate + outbound
+group) and a type='ethernet' port (guest <metadata>: both directions).
+After `virsh start` the taps carry exactly the planned tc state (the core's
+check mode reports nothing to change, and tc shows the rates); after
+`virsh destroy` no ifb, qdisc, class or filter of ours remains.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+
+import pytest
+
+from conftest import bridge_iface, ethernet_iface, sh, uid
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(REPO, "plugins", "module_utils"))
+VENV_BIN = os.path.join(os.environ.get("NVT_BUILD", os.path.join(REPO, "build")), "venv", "bin")
+SAVED = ("/etc/libvirt/hooks", "/usr/lib/netvirt-hooks", "/usr/local/sbin/netvirt-hooks")
+NS = "https://github.com/netvirt/libvirt_hooks/xmlns/policy/1"
+MAC_BR, MAC_ETH = "52:54:00:5a:00:01", "52:54:00:5a:00:02"
+
+
+@pytest.fixture
+def restore_host(tmp_path, libvirtd):
+    """Snapshot what the roles change; put it back (and tell libvirtd) afterwards."""
+    archive = tmp_path / "before.tar"
+    with tarfile.open(archive, "w") as tar:
+        for path in SAVED:
+            if os.path.lexists(path):
+                tar.add(path)
+    yield
+    for path in SAVED:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.unlink(path)
+    with tarfile.open(archive) as tar:
+        tar.extractall("/")          # noqa: S202  our own archive of root-owned paths
+    libvirtd.restart()               # libvirt re-reads its hook programs at start
+
+
+def run_roles(tmp_path, shaping_vars):
+    """ansible-playbook with the hooks and shaping roles on localhost."""
+    coll = tmp_path / "collections" / "ansible_collections" / "netvirt"
+    coll.mkdir(parents=True)
+    (coll / "libvirt_hooks").symlink_to(REPO)
+    play = [{"hosts": "localhost", "gather_facts": False,
+             "vars": dict(hooks_install_packages=False, **shaping_vars),
+             "roles": ["netvirt.libvirt_hooks.hooks", "netvirt.libvirt_hooks.shaping"]}]
+    (tmp_path / "play.yml").write_text(json.dumps(play))
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(tmp_path / "collections"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"))
+    proc = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", "localhost,", "-c", "local",
+                           "-e", "ansible_python_interpreter=/usr/bin/python3", str(tmp_path / "play.yml")],
+                          capture_output=True, text=True, timeout=900, env=env, check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    return proc.stdout
+
+
+def ifbs():
+    """{name: alias} of every ifb in the host namespace."""
+    out = {}
+    for line in sh("ip", "-o", "link", "show", "type", "ifb").stdout.splitlines():
+        name = line.split(":")[1].strip().split("@")[0]
+        alias = line.split("alias ", 1)[1].strip() if "alias " in line else ""
+        out[name] = alias
+    return out
+
+
+def planned_state_in_sync(guest_name):
+    """The core's own verdict: for every shaped port, check mode finds nothing to change."""
+    from nvhooks import caps, domxml, policy, resolve, tcapply, tcplan
+    domain = domxml.read_status_xml(f"/run/libvirt/qemu/{guest_name}.xml")
+    host = policy.load_host_policy("/etc/libvirt/hooks/netvirt/policy.json")
+    kcaps = caps.get()
+    verdict = {}
+    for port in resolve.resolve(domain, host):
+        plan = tcplan.plan_port(port, kcaps)
+        if plan is not None:
+            result = tcapply.apply(plan, kcaps, check_mode=True)
+            verdict[port.dev] = [a.text() for a in result.actions]
+    return verdict
+
+
+def test_guest_ports_shaped_at_start_and_clean_after_destroy(restore_host, guest, host_bridge, tmp_path):
+    br = host_bridge()
+    tap_br, tap_eth = "nvtt" + uid(), "nvtt" + uid()
+    group = "nvtg" + uid()
+    run_roles(tmp_path, {
+        "shaping_groups": {group: {"outbound": {"ceiling": "30mbit", "floor": "5mbit"}}},
+        "shaping_rules": [{"match": {"dev": tap_br}, "inbound": {"average": "8mbit", "peak": "16mbit"},
+                           "group": group, "comment": "test_shaping_guest"}],
+    })
+    metadata = (f"<nv:policy xmlns:nv='{NS}'><nv:interface mac='{MAC_ETH}'>"
+                f"<nv:inbound average='1250' burst='64'/><nv:outbound average='3mbit'/>"
+                f"</nv:interface></nv:policy>")
+    g = guest(interfaces=[bridge_iface(br, target=tap_br, mac=MAC_BR), ethernet_iface(target=tap_eth, mac=MAC_ETH)],
+              metadata=metadata)
+    assert g.is_active()
+
+    # what the hook did at `started` is exactly the plan: nothing left to change
+    assert planned_state_in_sync(g.name) == {tap_br: [], tap_eth: []}
+    # and, read with tc itself: host policy on the bridge port, metadata on the ethernet port
+    assert "rate 8Mbit ceil 16Mbit" in sh("tc", "class", "show", "dev", tap_br).stdout
+    assert "rate 10240Kbit ceil 10240Kbit" in sh("tc", "class", "show", "dev", tap_eth).stdout  # 1250 KiB/s
+    from nvhooks import tcplan
+    have = ifbs()
+    port_ifb, group_ifb = tcplan.port_ifb(tap_eth), tcplan.group_ifb(group, "outbound")
+    assert have.get(port_ifb) == tcplan.port_ifb_alias(tap_eth)
+    assert have.get(group_ifb) == tcplan.group_ifb_alias(group, "outbound")
+    assert "rate 3Mbit" in sh("tc", "class", "show", "dev", port_ifb).stdout
+    assert "mirred" in sh("tc", "filter", "show", "dev", tap_br, "ingress").stdout
+    member = sh("tc", "class", "show", "dev", group_ifb).stdout
+    assert "rate 5Mbit ceil 30Mbit" in member and "rate 30Mbit ceil 30Mbit" in member
+
+    g.destroy()
+    left = ifbs()
+    assert port_ifb not in left and group_ifb not in left, left
+    assert not [name for name, alias in left.items() if tap_br in alias or tap_eth in alias or group in alias]
+    for tap in (tap_br, tap_eth):     # libvirt removes the taps; nothing of ours may keep them alive
+        assert sh("ip", "link", "show", tap, check=False).returncode != 0
+    # the bridge the guest was on carries nothing of ours either
+    assert "htb" not in sh("tc", "qdisc", "show", "dev", br).stdout
