@@ -3,8 +3,20 @@
 LANES := tests/lanes
 SH := bash
 
-.PHONY: test setup test-unit test-sanity test-kernel test-realkernel test-libvirt \
+.PHONY: help demo demo-clean test setup test-unit test-sanity test-kernel test-realkernel test-libvirt \
 	test-integration test-molecule test-build lint clean
+
+help:
+	@echo "make demo        show the product working (libvirtd, bridge, site.yml, a shaped guest)"
+	@echo "make demo-clean  remove what the demo made"
+	@echo "make test        set up and run every test lane (docs/dev/testing.md)"
+	@echo "make test-LANE   one lane: unit sanity kernel realkernel libvirt integration molecule build; make lint"
+
+# The product working on this machine: libvirtd, a bridge, site.yml, a shaped guest.
+demo:
+	@$(SH) demo/demo.sh
+demo-clean:
+	@$(SH) demo/clean.sh
 
 test:
 	@$(SH) $(LANES)/all.sh

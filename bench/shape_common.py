@@ -65,9 +65,11 @@ def rate(average=None, peak=None, burst=None, floor=None):
     return policy.parse_rate(data, "bench")
 
 
-def apply_ours(plan, caps, log=None):
-    """Our netlink path: the core's diff + apply of a plan; returns its Result."""
-    return tcapply.apply(plan, caps, log=log)
+def apply_ours(plan, caps, log=None, sock=None):
+    """Our netlink path: the core's diff + apply of a plan; returns its Result.
+
+    ``sock`` (from tcapply.session) is reused across plans, as a batch does."""
+    return tcapply.apply(plan, caps, log=log, sock=sock)
 
 
 def has_police():

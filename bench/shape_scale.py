@@ -4,8 +4,10 @@ Each port is a veth in a namespace this script creates. Both directions are
 shaped (HTB on the port, ingress redirected to a per-port ifb with HTB).
 Two executors of the very same plan (nvhooks.tcplan.plan_device):
 
-* ours: the core's netlink path (tcapply.apply, one call per port, as the
-  hook does it: each call opens its own socket, dumps, diffs, changes);
+* ours: the core's netlink path (tcapply.apply, one call per port, each
+  reading that port's state, diffing and changing; one socket from
+  tcapply.session for the whole batch, as a caller with many ports does;
+  opening it is inside the timed span);
 * tc:   the plan as ``tc``/``ip`` subprocess calls, one per object (what
   libvirt and Proxmox do).
 
@@ -47,13 +49,15 @@ def plans(ns, devs, caps):
 def ours(ns, devs, caps):
     todo = plans(ns, devs, caps)            # planning is pure and not what we compare
     start = time.perf_counter()
-    for plan in todo:
-        sc.apply_ours(plan, caps)
+    with sc.tcapply.session(ns) as sock:
+        for plan in todo:
+            sc.apply_ours(plan, caps, sock=sock)
     applied = time.perf_counter() - start
     gone = [sc.tcplan.plan_absent(dev, netns=ns) for dev in devs]
     start = time.perf_counter()
-    for plan in gone:
-        sc.apply_ours(plan, caps)
+    with sc.tcapply.session(ns) as sock:
+        for plan in gone:
+            sc.apply_ours(plan, caps, sock=sock)
     removed = time.perf_counter() - start
     return applied, removed
 

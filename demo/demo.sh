@@ -16,9 +16,10 @@ APT_PKGS="libvirt-daemon-system libvirt-clients qemu-system-x86 seabios ipxe-qem
  python3 python3-venv python3-lxml python3-pyroute2 iproute2 util-linux procps"
 missing=$(for p in $APT_PKGS; do dpkg-query -W -f='${db:Status-Status}\n' "$p" 2>/dev/null | grep -qx installed || echo "$p"; done)
 if [ -n "$missing" ]; then
-    say "apt: installing" $missing
+    say "apt: installing ${missing//$'\n'/ }"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
+    # shellcheck disable=SC2086 # a list of package names
     apt-get install -y -q --no-install-recommends $missing
 fi
 find_ansible

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by demo.sh, clean.sh and the molecule scenario; sourced, not run.
 # Every wait is bounded; libvirtd and /etc/libvirt/hooks are touched only
 # under the machine-wide lock (one libvirtd, shared /etc).
@@ -30,8 +31,8 @@ ensure_libvirtd() {
         pgrep -x virtlogd >/dev/null || virtlogd -d 9>&-
         libvirtd -d 9>&-
     fi
-    local i
-    for i in $(seq 1 120); do
+    local _
+    for _ in $(seq 1 120); do
         "${VIRSH[@]}" version >/dev/null 2>&1 && return 0
         sleep 0.5
     done

@@ -12,10 +12,11 @@ run_lane() {  # NAME SCRIPT
     local t0=$SECONDS rc=0 status
     say "LANE $1: start $(date -u +%H:%M:%S)"
     bash "$2" || rc=$?
+    local note=""
     if [ "$rc" != 0 ]; then status=FAIL failed=$((failed + 1))
-    elif [ -f "$RESULTS/$1.note" ]; then status="PASS (empty: $(sed 's/^EMPTY: //' "$RESULTS/$1.note"))"
     else status=PASS; fi
-    summary+=("$(printf 'lane %-12s %-5s %5ss' "$1" "${status%% *}" $((SECONDS - t0)))${status#PASS}")
+    [ ! -f "$RESULTS/$1.note" ] || note=" (empty: $(sed 's/^EMPTY: //' "$RESULTS/$1.note"))"
+    summary+=("$(printf 'lane %-12s %-5s %5ss' "$1" "$status" $((SECONDS - t0)))$note")
     [ "$rc" = 0 ]
 }
 

@@ -10,12 +10,28 @@ rc=0
 for which in $NVT_REALKERNEL_PYTHONS; do
     case $which in
         debian) py=$DEBPY; paths=(tests/kernel tests/realkernel) ;;
-        venv) py=$VENV/bin/python; paths=(tests/realkernel) ;;
+        # pyroute2 0.9 on this kernel: the core paths (ansible-driven tests use the
+        # venv's ansible whichever python runs pytest, so they run once, above)
+        venv) py=$VENV/bin/python
+              paths=(tests/realkernel/test_shape_native.py tests/realkernel/test_vlan_core.py
+                     tests/realkernel/test_vlan_traffic.py) ;;
         *) die "bad python $which" ;;
     esac
-    [ $# -eq 0 ] || paths=("$@")
+    extra=()
+    if [ $# -eq 0 ]; then
+        # Rate accuracy needs a CPU that can carry 10 Mbit/s: TCG cannot, so those
+        # tests run in the host kernel lane only (bench/ measures this kernel).
+        extra=(--ignore=tests/kernel/test_shape_accuracy.py)
+        echo "realkernel: not here: tests/kernel/test_shape_accuracy.py (emulated CPU too slow; runs in the kernel lane)"
+        if [ -z "${NVT_REALKERNEL_SLOW:-}" ]; then
+            extra+=(-m "not slow_vm")
+            echo "realkernel: not here: slow_vm tests (ansible-playbook under TCG; NVT_REALKERNEL_SLOW=1 runs them)"
+        fi
+    else
+        paths=("$@")
+    fi
     say "realkernel: $which python: ${paths[*]}"
-    run_pytest "realkernel-$which" "$py" --timeout=1200 "${paths[@]}" || rc=1
+    run_pytest "realkernel-$which" "$py" --timeout=1200 "${extra[@]}" "${paths[@]}" || rc=1
 done
 echo "$rc" >"$RESULTS/realkernel.rc"
 exit $rc

@@ -11,7 +11,7 @@ rc=0
 PATH=$VENV/bin:$PATH timeout "${NVT_REALKERNEL_TIMEOUT:-2400}" vng --disable-kvm --force-9p \
     --memory "${NVT_REALKERNEL_MEMORY:-2G}" --cpus "${NVT_REALKERNEL_CPUS:-2}" \
     --rwdir="$REPO" --rwdir="$BUILD" --run "/boot/vmlinuz-$KVER" \
-    --exec "NVT_REALKERNEL_PYTHONS='${NVT_REALKERNEL_PYTHONS:-debian venv}' bash $REPO/tests/lanes/realkernel-inner.sh ${*@Q}" </dev/null 2>&1 | cat || rc=$?
+    --exec "NVT_REALKERNEL_SLOW='${NVT_REALKERNEL_SLOW:-}' NVT_REALKERNEL_PYTHONS='${NVT_REALKERNEL_PYTHONS:-debian venv}' bash $REPO/tests/lanes/realkernel-inner.sh ${*@Q}" </dev/null 2>&1 | cat || rc=$?
 # (| cat: vng's console handling truncates a log file given as stdout)
 for x in "$RESULTS"/realkernel-*.xml; do
     if [ -e "$x" ]; then report_junit "$(basename "$x" .xml)" "$x"; fi

@@ -6,9 +6,12 @@ Guests are type='qemu' (TCG), 64 MiB, no disk: they sit in firmware, which
 is enough for every hook event and real tap devices.
 """
 import fcntl
+import json
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 import uuid
@@ -19,6 +22,10 @@ import pytest
 LOCK = "/run/nvt-libvirt.lock"
 URI = "qemu:///system"
 SOCK = "/run/libvirt/libvirt-sock"
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VENV_BIN = os.path.join(os.environ.get("NVT_BUILD", os.path.join(REPO, "build")), "venv", "bin")
+# what the roles change on the host: restore_host snapshots and puts back exactly these
+SAVED = ("/etc/libvirt/hooks", "/usr/lib/netvirt-hooks", "/usr/local/sbin/netvirt-hooks")
 
 
 def uid(n=6):
@@ -166,9 +173,12 @@ def ethernet_iface(target=None, mac=None, extra=""):
             f"<model type='virtio'/>{extra}</interface>")
 
 
-def domain_xml(name, interfaces=(), metadata="", extra_devices=""):
+def domain_xml(name, interfaces=(), metadata="", extra_devices="", domain_uuid=None, title=None, description=None):
+    """A 64 MiB TCG guest with no disk; `domain_uuid`, `title`, `description` only when given."""
+    head = "".join(f"\n  <{tag}>{escape(value)}</{tag}>" for tag, value in
+                   (("uuid", domain_uuid), ("title", title), ("description", description)) if value is not None)
     return f"""<domain type='qemu'>
-  <name>{escape(name)}</name>
+  <name>{escape(name)}</name>{head}
   <metadata>{metadata}</metadata>
   <memory unit='MiB'>64</memory>
   <vcpu>1</vcpu>
@@ -230,3 +240,66 @@ def guest(libvirtd):
         virsh("destroy", g.name, check=False)
         if g.persistent:
             virsh("undefine", g.name, "--nvram", check=False)
+
+
+@pytest.fixture
+def restore_host(tmp_path, libvirtd):
+    """Snapshot what the roles change (SAVED); put it back (and tell libvirtd) afterwards."""
+    archive = tmp_path / "before.tar"
+    with tarfile.open(archive, "w") as tar:
+        for path in SAVED:
+            if os.path.lexists(path):
+                tar.add(path)
+    yield
+    for path in SAVED:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.unlink(path)
+    with tarfile.open(archive) as tar:
+        tar.extractall("/")          # noqa: S202  our own archive of root-owned paths
+    libvirtd.restart()               # libvirt re-reads its hook programs at start
+
+
+@pytest.fixture
+def run_roles(tmp_path):
+    """`run_roles(roles=(), variables=None, check=False, *, playbook=None, inventory=None,
+    collections_path=None, cwd=None)` -> ansible-playbook's stdout (asserts rc 0).
+
+    With `roles`: a play running them on localhost (`-i localhost, -c local`), `variables`
+    as play vars. With `playbook` (e.g. "netvirt.libvirt_hooks.site"): that playbook
+    against `inventory`, `variables` as extra vars (`-e @extra.json`). Either way
+    `hooks_install_packages` is false. The collection is this tree, symlinked under
+    tmp_path/collections, unless `collections_path` names another (an installed one).
+    `check` adds --check. ansible-playbook is the build venv's.
+    """
+    def run(roles=(), variables=None, check=False, *, playbook=None, inventory=None, collections_path=None, cwd=None):
+        assert bool(roles) != bool(playbook), "give roles or a playbook"
+        variables = dict(variables or {})
+        if collections_path is None:
+            collections_path = tmp_path / "collections"
+            coll = collections_path / "ansible_collections" / "netvirt"
+            coll.mkdir(parents=True, exist_ok=True)
+            if not (coll / "libvirt_hooks").exists():
+                (coll / "libvirt_hooks").symlink_to(REPO)
+        argv = [os.path.join(VENV_BIN, "ansible-playbook")]
+        if roles:
+            play = [{"hosts": "localhost", "gather_facts": False,
+                     "vars": dict({"hooks_install_packages": False}, **variables), "roles": list(roles)}]
+            (tmp_path / "play.yml").write_text(json.dumps(play))
+            argv += ["-i", inventory or "localhost,", "-c", "local",
+                     "-e", "ansible_python_interpreter=/usr/bin/python3", str(tmp_path / "play.yml")]
+        else:
+            (tmp_path / "extra.json").write_text(json.dumps(dict(variables, hooks_install_packages=False)))
+            argv += ["-i", str(inventory or os.path.join(REPO, "examples", "inventory")),
+                     playbook, "-e", "@" + str(tmp_path / "extra.json")]
+        if check:
+            argv.append("--check")
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collections_path), ANSIBLE_NOCOLOR="1",
+                   ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"))
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=900, env=env,
+                              cwd=None if cwd is None else str(cwd), check=False)
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+        return proc.stdout
+
+    return run

@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+from conftest import domain_xml
 from nvhooks import domxml
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "domains")
@@ -27,34 +28,22 @@ POLICY = (f"<nv:policy xmlns:nv='{domxml.NS_NETVIRT}'>"
 
 
 def run(*argv, check=True):
-    p = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
     if check and p.returncode:
         raise AssertionError(f"{' '.join(argv)} -> {p.returncode}: {p.stdout}{p.stderr}")
     return p
 
 
 def guest_xml(bandwidth=""):
-    return f"""<domain type='qemu'>
-  <name>{NAME}</name>
-  <uuid>{UUID}</uuid>
-  <title>netvirt domxml fixture</title>
-  <description>Captured by tests/libvirt/test_capture_fixtures.py</description>
-  <metadata>{POLICY}</metadata>
-  <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
-  <on_poweroff>destroy</on_poweroff>
-  <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    <interface type='bridge'>
+    ports = [f"""<interface type='bridge'>
       <mac address='{MACS[0]}'/><source bridge='{BRIDGE}'/><target dev='{TAPS[0]}'/>
       <model type='virtio'/>{bandwidth}
-    </interface>
+    </interface>""", f"""
     <interface type='ethernet'>
       <mac address='{MACS[1]}'/><target dev='{TAPS[1]}' managed='yes'/><model type='e1000'/>
-    </interface>
-  </devices>
-</domain>"""
+    </interface>"""]
+    return domain_xml(NAME, ports, metadata=POLICY, domain_uuid=UUID, title="netvirt domxml fixture",
+                      description="Captured by tests/libvirt/test_capture_fixtures.py")
 
 
 def fixture_prefix():

@@ -13,60 +13,14 @@ After `virsh start` the taps carry exactly the planned tc state (the core's
 check mode reports nothing to change, and tc shows the rates); after
 `virsh destroy` no ifb, qdisc, class or filter of ours remains.
 """
-import json
 import os
-import shutil
-import subprocess
 import sys
-import tarfile
 
-import pytest
+from conftest import REPO, bridge_iface, ethernet_iface, sh, uid
 
-from conftest import bridge_iface, ethernet_iface, sh, uid
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "plugins", "module_utils"))
-VENV_BIN = os.path.join(os.environ.get("NVT_BUILD", os.path.join(REPO, "build")), "venv", "bin")
-SAVED = ("/etc/libvirt/hooks", "/usr/lib/netvirt-hooks", "/usr/local/sbin/netvirt-hooks")
 NS = "https://github.com/netvirt/libvirt_hooks/xmlns/policy/1"
 MAC_BR, MAC_ETH = "52:54:00:5a:00:01", "52:54:00:5a:00:02"
-
-
-@pytest.fixture
-def restore_host(tmp_path, libvirtd):
-    """Snapshot what the roles change; put it back (and tell libvirtd) afterwards."""
-    archive = tmp_path / "before.tar"
-    with tarfile.open(archive, "w") as tar:
-        for path in SAVED:
-            if os.path.lexists(path):
-                tar.add(path)
-    yield
-    for path in SAVED:
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        elif os.path.lexists(path):
-            os.unlink(path)
-    with tarfile.open(archive) as tar:
-        tar.extractall("/")          # noqa: S202  our own archive of root-owned paths
-    libvirtd.restart()               # libvirt re-reads its hook programs at start
-
-
-def run_roles(tmp_path, shaping_vars):
-    """ansible-playbook with the hooks and shaping roles on localhost."""
-    coll = tmp_path / "collections" / "ansible_collections" / "netvirt"
-    coll.mkdir(parents=True)
-    (coll / "libvirt_hooks").symlink_to(REPO)
-    play = [{"hosts": "localhost", "gather_facts": False,
-             "vars": dict(hooks_install_packages=False, **shaping_vars),
-             "roles": ["netvirt.libvirt_hooks.hooks", "netvirt.libvirt_hooks.shaping"]}]
-    (tmp_path / "play.yml").write_text(json.dumps(play))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(tmp_path / "collections"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"))
-    proc = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", "localhost,", "-c", "local",
-                           "-e", "ansible_python_interpreter=/usr/bin/python3", str(tmp_path / "play.yml")],
-                          capture_output=True, text=True, timeout=900, env=env, check=False)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    return proc.stdout
 
 
 def ifbs():
@@ -94,11 +48,11 @@ def planned_state_in_sync(guest_name):
     return verdict
 
 
-def test_guest_ports_shaped_at_start_and_clean_after_destroy(restore_host, guest, host_bridge, tmp_path):
+def test_guest_ports_shaped_at_start_and_clean_after_destroy(restore_host, run_roles, guest, host_bridge):
     br = host_bridge()
     tap_br, tap_eth = "nvtt" + uid(), "nvtt" + uid()
     group = "nvtg" + uid()
-    run_roles(tmp_path, {
+    run_roles(["netvirt.libvirt_hooks.hooks", "netvirt.libvirt_hooks.shaping"], {
         "shaping_groups": {group: {"outbound": {"ceiling": "30mbit", "floor": "5mbit"}}},
         "shaping_rules": [{"match": {"dev": tap_br}, "inbound": {"average": "8mbit", "peak": "16mbit"},
                            "group": group, "comment": "test_shaping_guest"}],

@@ -10,44 +10,18 @@ guest gets shaped by that installed core. Host paths are put back afterwards.
 import filecmp
 import json
 import os
-import shutil
 import subprocess
-import tarfile
 
-import pytest
+from conftest import REPO, VENV_BIN, bridge_iface, sh
 
-from conftest import bridge_iface, sh
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-VENV_BIN = os.path.join(os.environ.get("NVT_BUILD", os.path.join(REPO, "build")), "venv", "bin")
-SAVED = ("/etc/libvirt/hooks", "/usr/lib/netvirt-hooks", "/usr/local/sbin/netvirt-hooks")
 NS = "https://github.com/netvirt/libvirt_hooks/xmlns/policy/1"
 
 
-@pytest.fixture
-def restore_host(tmp_path, libvirtd):
-    archive = tmp_path / "before.tar"
-    with tarfile.open(archive, "w") as tar:
-        for path in SAVED:
-            if os.path.lexists(path):
-                tar.add(path)
-    yield
-    for path in SAVED:
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        elif os.path.lexists(path):
-            os.unlink(path)
-    with tarfile.open(archive) as tar:
-        tar.extractall("/")  # noqa: S202  our own archive of root-owned paths
-    libvirtd.restart()
+def run(argv):
+    return subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False)
 
 
-def run(argv, env=None, cwd=None):
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=900, env=env, cwd=cwd, check=False)
-    return proc
-
-
-def test_installed_tarball_runs_site(tmp_path, restore_host, guest, host_bridge):
+def test_installed_tarball_runs_site(tmp_path, restore_host, run_roles, guest, host_bridge):
     dist, installed = tmp_path / "dist", tmp_path / "installed"
     proc = run([os.path.join(VENV_BIN, "ansible-galaxy"), "collection", "build", "--output-path", str(dist), REPO])
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -58,15 +32,12 @@ def test_installed_tarball_runs_site(tmp_path, restore_host, guest, host_bridge)
     coll = installed / "ansible_collections" / "netvirt" / "libvirt_hooks"
     assert (coll / "MANIFEST.json").is_file() and not (coll / "build").exists()
 
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(installed), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"))
-    extra = tmp_path / "extra.json"
-    extra.write_text(json.dumps({"hooks_install_packages": False, "vlan_failure": "warn"}))
-    # run from an unrelated directory: nothing may come from the source tree
-    proc = run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", str(coll / "examples" / "inventory"),
-                "netvirt.libvirt_hooks.site", "-e", "@" + str(extra)], env=env, cwd=str(tmp_path))
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert "PLAY RECAP" in proc.stdout and "failed=0" in proc.stdout
+    # the installed collection and its example inventory, run from an unrelated directory:
+    # nothing may come from the source tree
+    installed_play = dict(variables={"vlan_failure": "warn"}, inventory=coll / "examples" / "inventory",
+                          collections_path=installed, cwd=tmp_path)
+    out = run_roles(playbook="netvirt.libvirt_hooks.site", **installed_play)
+    assert "PLAY RECAP" in out and "failed=0" in out
 
     # the hypervisor got the installed collection's core, byte for byte
     src, dst = coll / "plugins" / "module_utils" / "nvhooks", "/usr/lib/netvirt-hooks/nvhooks"
@@ -88,7 +59,5 @@ def test_installed_tarball_runs_site(tmp_path, restore_host, guest, host_bridge)
     assert json.loads(proc.stdout)["ports"][0]["shaping"]["state"] == "in sync"
 
     # verify.yml from the installed collection: nothing drifted
-    proc = run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", str(coll / "examples" / "inventory"),
-                "netvirt.libvirt_hooks.verify", "-e", "@" + str(extra)], env=env, cwd=str(tmp_path))
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    assert "localhost: no drift" in proc.stdout or '"no drift"' in proc.stdout
+    out = run_roles(playbook="netvirt.libvirt_hooks.verify", **installed_play)
+    assert "localhost: no drift" in out or '"no drift"' in out

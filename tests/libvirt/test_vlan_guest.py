@@ -14,60 +14,19 @@ would simply be applied): the test fails there with that reason.
 import glob
 import json
 import os
-import shutil
-import subprocess
-import tarfile
 
 import pytest
 
 from conftest import bridge_iface, sh, virsh
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-VENV_BIN = os.path.join(os.environ.get("NVT_BUILD", os.path.join(REPO, "build")), "venv", "bin")
-SAVED = ("/etc/libvirt/hooks", "/usr/lib/netvirt-hooks", "/usr/local/sbin/netvirt-hooks")
 LOG_DIR = "/var/log/libvirt/hooks"
 NS = "https://github.com/netvirt/libvirt_hooks/xmlns/policy/1"
 MAC = "52:54:00:5b:00:01"
+ROLES = ("netvirt.libvirt_hooks.hooks", "netvirt.libvirt_hooks.vlan")
 
 
 def kernel_lacks_vlan_filtering(bridge):
     return sh("ip", "link", "set", bridge, "type", "bridge", "vlan_filtering", "1", check=False).returncode != 0
-
-
-@pytest.fixture
-def restore_host(tmp_path, libvirtd):
-    archive = tmp_path / "before.tar"
-    with tarfile.open(archive, "w") as tar:
-        for path in SAVED:
-            if os.path.lexists(path):
-                tar.add(path)
-    yield
-    for path in SAVED:
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        elif os.path.lexists(path):
-            os.unlink(path)
-    with tarfile.open(archive) as tar:
-        tar.extractall("/")          # noqa: S202  our own archive of root-owned paths
-    libvirtd.restart()
-
-
-def run_roles(tmp_path, vlan_vars):
-    coll = tmp_path / "collections" / "ansible_collections" / "netvirt"
-    if not coll.exists():
-        coll.mkdir(parents=True)
-        (coll / "libvirt_hooks").symlink_to(REPO)
-    play = [{"hosts": "localhost", "gather_facts": False,
-             "vars": dict(hooks_install_packages=False, **vlan_vars),
-             "roles": ["netvirt.libvirt_hooks.hooks", "netvirt.libvirt_hooks.vlan"]}]
-    (tmp_path / "play.yml").write_text(json.dumps(play))
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(tmp_path / "collections"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"))
-    proc = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", "localhost,", "-c", "local",
-                           "-e", "ansible_python_interpreter=/usr/bin/python3", str(tmp_path / "play.yml")],
-                          capture_output=True, text=True, timeout=900, env=env, check=False)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-    return proc.stdout
 
 
 def hook_logs(guest_name):
@@ -83,7 +42,7 @@ def vlan_metadata():
             "<nv:vlan pvid='100' tagged='200-201'/></nv:interface></nv:policy>")
 
 
-def test_vlan_policy_refused_then_warned(restore_host, guest, host_bridge, tmp_path):
+def test_vlan_policy_refused_then_warned(restore_host, run_roles, guest, host_bridge):
     br = host_bridge()
     if not kernel_lacks_vlan_filtering(br):
         pytest.fail("this kernel HAS bridge VLAN filtering: the fail-closed path cannot be shown here "
@@ -92,7 +51,7 @@ def test_vlan_policy_refused_then_warned(restore_host, guest, host_bridge, tmp_p
     iface = bridge_iface(br, target=tap, mac=MAC)
 
     # 1. default (abort): the start is refused with the reason
-    run_roles(tmp_path, {"vlan_failure": "abort"})
+    run_roles(ROLES, {"vlan_failure": "abort"})
     with open("/etc/libvirt/hooks/netvirt/policy.json", encoding="utf-8") as handle:
         assert json.load(handle)["settings"]["vlan_failure"] == "abort"
     refused = guest(interfaces=[iface], metadata=vlan_metadata(), start=False)
@@ -105,7 +64,7 @@ def test_vlan_policy_refused_then_warned(restore_host, guest, host_bridge, tmp_p
     assert "ERROR" in hook_logs(refused.name)
 
     # 2. warn: it starts, the WARNING names the port
-    run_roles(tmp_path, {"vlan_failure": "warn"})
+    run_roles(ROLES, {"vlan_failure": "warn"})
     warned = guest(interfaces=[iface], metadata=vlan_metadata(), start=False)
     warned.start()
     assert warned.is_active()

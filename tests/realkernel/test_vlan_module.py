@@ -96,6 +96,7 @@ def test_present_check_real_check_and_query(collections, tmp_path, lan):
     assert query["lines"] == ["100 pvid untagged", "200-210", "300"] and not query["changed"]
 
 
+@pytest.mark.slow_vm
 @pytest.mark.timeout(900)
 def test_absent_and_non_exclusive(collections, tmp_path, lan):
     ns = lan
@@ -108,6 +109,7 @@ def test_absent_and_non_exclusive(collections, tmp_path, lan):
     assert everything["changed"] and table(ns, "nvtp0") == {}
 
 
+@pytest.mark.slow_vm
 @pytest.mark.timeout(900)
 def test_bridge_level(collections, tmp_path, lan):
     ns = lan
@@ -120,6 +122,7 @@ def test_bridge_level(collections, tmp_path, lan):
     assert query["default_pvid"] == 0 and query["table"]["tagged"] == "50" and "nvtp0" in query["ports"]
 
 
+@pytest.mark.slow_vm
 @pytest.mark.parametrize("args, message", [
     # argument validation is also covered on the build host by the integration target
     (dict(port="nvtnone", pvid=5), "port nvtnone: no such interface"),

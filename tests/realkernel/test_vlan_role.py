@@ -30,6 +30,9 @@ def vids(dev):
     return {e["vlan"]: sorted(e.get("flags", [])) for e in (data[0]["vlans"] if data else [])}
 
 
+pytestmark = pytest.mark.slow_vm
+
+
 @pytest.fixture
 def site(tmp_path, netns, veth, bridge):
     if not os.path.exists(os.path.join(VENV_BIN, "ansible-playbook")):

@@ -10,6 +10,7 @@ the dispatcher conf (typos must not pass silently); per-script confs may hold
 the script's own keys too, which the dispatcher ignores.
 """
 
+import math
 import os
 
 from . import paths
@@ -71,7 +72,7 @@ def seconds(value, where):
         number = float(value)
     except (TypeError, ValueError):
         raise ConfError("not a number of seconds: %r" % (value,), where) from None
-    if number != number or number <= 0 or number > 7 * 86400:  # != itself: NaN
+    if math.isnan(number) or number <= 0 or number > 7 * 86400:
         raise ConfError("must be > 0 and at most 7 days, got %r" % (value,), where)
     return number
 
@@ -111,7 +112,7 @@ class DispatcherConf:
         self.event_timeout = seconds(values.get("event_timeout", DEFAULT_EVENT_TIMEOUT),
                                      source + ": event_timeout")
         self.grace = seconds(values.get("grace", DEFAULT_GRACE), source + ": grace")
-        # Absolute on-host paths; NETVIRT_HOOKS_ROOT (tests) prefixes them like the defaults.
+        # Paths in the file are used as written; NETVIRT_HOOKS_ROOT only moves the defaults.
         self.log_dir = _abs(values.get("log_dir"), paths.log_dir(), source + ": log_dir")
         self.events_dir = _abs(values.get("events_dir"), paths.hooks_dir(), source + ": events_dir")
         self.custom_dir = _abs(values.get("custom_dir"), paths.custom_dir(), source + ": custom_dir")
@@ -124,7 +125,7 @@ def _abs(value, default, where):
         return default
     if not os.path.isabs(value):
         raise ConfError("must be an absolute path, got %r" % value, where)
-    return paths.root() + os.path.normpath(value)
+    return os.path.normpath(value)
 
 
 def load_dispatcher(path=None):

@@ -139,7 +139,7 @@ class Dispatcher:
         elif res.timed_out:
             message = "timed out after %gs; process group %s killed (%s)" % (timeout, res.pgid, res.killed)
         else:
-            message = "exit %d after %.3fs" % (res.rc, res.duration)
+            message = "exit %s after %.3fs" % (res.rc, res.duration)
         ok = res.ok
         if ok and is_filter and res.stdout.strip():
             ok = self._take_xml(step, res.stdout, rec)
@@ -244,6 +244,10 @@ class _LazyHost:
         self._dispatcher = dispatcher
 
     def __getattr__(self, name):
+        # No policy file: nothing can match, and policy.py need not be imported.
+        if name in ("rules", "groups") and self._dispatcher._host is None \
+                and not os.path.exists(paths.policy_file()):
+            return ()
         return getattr(self._dispatcher._host_policy(), name)
 
 

@@ -33,13 +33,14 @@ def group_locks(names, timeout=30.0):
     """Hold the flock of every group in ``names`` (sorted) for the block."""
     with contextlib.ExitStack() as stack:
         for name in sorted(set(names)):
-            stack.enter_context(_flock(lock_path(name if name.startswith("port-") else f"group-{name}"),
-                                       timeout, name))
+            path = lock_path(name if name.startswith("port-") else f"group-{name}")
+            stack.enter_context(flock(path, timeout, name))
         yield
 
 
 @contextlib.contextmanager
-def _flock(path, timeout, what):
+def flock(path, timeout, what):
+    """Hold an exclusive flock on ``path``; a holder stuck past ``timeout`` is an error naming ``what``."""
     os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:

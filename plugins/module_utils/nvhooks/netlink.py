@@ -171,10 +171,79 @@ def all_qdiscs(sock):
     return list(sock.get_qdiscs())
 
 
+def lookup_index(sock, index):
+    """link_tuple of ifindex ``index`` (one targeted request) or None."""
+    try:
+        msgs = sock.link("get", index=index)
+    except Exception:  # pylint: disable=broad-except  # NetlinkError ENODEV
+        return None
+    for msg in msgs:
+        return link_tuple(msg)
+    return None
+
+
+def _tc_get(sock, msg_type, index, parent=0, handle=0, dump=False):
+    """tc messages answering one request built here (pyroute2's own helpers cannot say what we need).
+
+    A qdisc GET is answered only with NLM_F_ECHO (otherwise the kernel
+    broadcasts the answer to the TC group); ENOENT/EINVAL mean "none there".
+    """
+    from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_ECHO, NLM_F_REQUEST
+    from pyroute2.netlink.rtnl.tcmsg import tcmsg
+    msg = tcmsg()
+    msg["family"] = 0
+    msg["index"] = index
+    msg["parent"] = parent
+    msg["handle"] = handle
+    flags = NLM_F_REQUEST | (NLM_F_DUMP if dump else NLM_F_ACK | NLM_F_ECHO)
+    try:
+        if is_09():
+            out = tuple(sock._generate_with_cleanup(  # pylint: disable=protected-access
+                sock.asyncore.nlm_request, msg, msg_type, flags, None, None, None))
+        else:
+            out = tuple(sock.nlm_request(msg, msg_type=msg_type, msg_flags=flags))
+    except Exception as err:  # pylint: disable=broad-except
+        if getattr(err, "code", None) in (errno.ENOENT, errno.EINVAL):
+            return []
+        raise
+    return [m for m in out if m["header"]["type"] in (msg_type - 2, msg_type)]  # RTM_NEW* answers
+
+
+# qdisc roots whose whole tree the targeted reads below cover; any other root
+# (e.g. a foreign tbf with children) is read from the namespace-wide dump
+_TARGETED_ROOTS = ("htb", "pfifo_fast", "noqueue", "noop", "mq", "pfifo", "bfifo", "fq_codel", "sfq")
+
+
+def dev_tc(sock, index):
+    """(qdiscs, classes) of one device, asked per device instead of dumping the namespace.
+
+    The kernel's qdisc dump ignores tcm_ifindex (cost grows with every device
+    of the namespace), its class dump does not. So: the root and the
+    ingress/clsact qdisc by GET, the class dump, and each class's leaf qdisc
+    (tcm_info) by GET at that class. Same messages as the dump, minus
+    builtin and invisible (default) qdiscs, which the dump leaves out too.
+    """
+    from pyroute2.netlink.rtnl import RTM_GETQDISC, RTM_GETTCLASS
+    roots = _tc_get(sock, RTM_GETQDISC, index, parent=0xFFFFFFFF)
+    if any(m["handle"] and m.get_attr("TCA_KIND") not in _TARGETED_ROOTS for m in roots):
+        return [m for m in sock.get_qdiscs() if m["index"] == index], list(sock.get_classes(index))
+    classes = [m for m in _tc_get(sock, RTM_GETTCLASS, index, dump=True) if m["index"] == index]
+    qdiscs = [m for m in roots if m["index"] == index]
+    qdiscs += _tc_get(sock, RTM_GETQDISC, index, parent=0xFFFFFFF1)
+    for cls in classes:
+        if cls["info"]:
+            qdiscs += [m for m in _tc_get(sock, RTM_GETQDISC, index, parent=cls["handle"])
+                       if m["handle"] == cls["info"]]
+    return [m for m in qdiscs if m.get_attr("TCA_KIND") != "noop"], classes
+
+
 def dump(sock, index, qdisc_dump=None):
     """(qdiscs, classes, filters) netlink messages of one device; ``qdisc_dump`` reuses all_qdiscs()."""
-    qdiscs = [m for m in (qdisc_dump if qdisc_dump is not None else sock.get_qdiscs(index)) if m["index"] == index]
-    classes = list(sock.get_classes(index))
+    if qdisc_dump is not None:
+        qdiscs = [m for m in qdisc_dump if m["index"] == index]
+        classes = list(sock.get_classes(index))
+    else:
+        qdiscs, classes = dev_tc(sock, index)
     filters = []
     # filters live on root-level qdiscs: the root (HTB 1:) and clsact/ingress
     parents = {m["handle"] for m in qdiscs if m["parent"] == 0xFFFFFFFF and m["handle"]}

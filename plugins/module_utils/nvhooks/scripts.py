@@ -157,6 +157,8 @@ def plan(event, dconf, hooks_dir, originals_dir):
         which = "domain" if event.guest is not None else (
             "daemon" if event.driver == "daemon" and event.op in ("start", "reload") else None)
         for module, function in BUILTINS.get(which, ()):
+            if which == "domain" and not _acts_on(module, event):
+                continue
             step = Step("builtin", module, source="built-in handler")
             step.module, step.function = module, function
             steps.append(step)
@@ -200,6 +202,15 @@ def plan(event, dconf, hooks_dir, originals_dir):
                 if step.problem is None:
                     _set(step, "refuse", "bad conf: %s" % err)
     return steps
+
+
+def _acts_on(module, event):
+    """Whether a built-in handler can act on this event at all (no stdin needed)."""
+    try:
+        handler = __import__("%s.%s" % (__package__, module), fromlist=["acts_on"])
+    except ImportError:
+        return True           # keep the step: the dispatcher logs the broken import
+    return handler.acts_on(event)
 
 
 def _unreadable(folder):

@@ -12,7 +12,6 @@
   its status XML (never calls libvirt: that would deadlock).
 """
 
-import glob
 import os
 
 from . import paths
@@ -31,6 +30,11 @@ def _phase(event):
     if pair in TEARDOWN:
         return "teardown"
     return None
+
+
+def acts_on(event):
+    """Stdin-free: could this handler do anything for the event? (ordering views)"""
+    return _phase(event) is not None
 
 
 def wants(event, raw_xml, host):
@@ -132,6 +136,7 @@ def teardown_guest(domain, log, check_mode=False):
 
 def reconcile_all(host, log):
     """Re-apply shaping of every running guest from status XML; errors are logged, never raised."""
+    import glob
     from . import domxml
     from .errors import NetvirtError
     done = 0

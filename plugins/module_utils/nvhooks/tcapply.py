@@ -76,7 +76,7 @@ def _mk(okind, odev, oid, oscope="port", **attrs):
 class Live:
     """Our part of the kernel state, normalised to tcplan.Obj."""
 
-    def __init__(self, sock, tick_in_usec, devs=()):
+    def __init__(self, sock, tick_in_usec, devs=(), all_ifbs=True):
         self.sock = sock
         self.tick = tick_in_usec
         self.objs = {}           # key -> Obj
@@ -84,9 +84,13 @@ class Live:
         self.index = {}          # dev -> ifindex
         self.names = {}          # ifindex -> name
         self.links = {}          # name -> (kind, alias)
-        self._qdisc_dump = None  # one qdisc dump per observation (it covers every device)
-        for link in netlink.ifb_links(sock):    # every ifb (ours carry an alias); other devices by name
-            self._add(link)
+        # every ifb is listed only when group ifbs must be found by alias (a
+        # port's MAC may be a member of groups its plan no longer names);
+        # otherwise devices are asked for by name: cost independent of the
+        # number of devices in the namespace
+        if all_ifbs:
+            for link in netlink.ifb_links(sock):
+                self._add(link)
         for name in devs:
             self.lookup(name)
 
@@ -104,6 +108,15 @@ class Live:
                 self._add(link)
         return self.index.get(name)
 
+    def name_of(self, index):
+        """Name of ifindex ``index`` (asked once), or 'ifindex N' for a gone device."""
+        if index not in self.names:
+            link = netlink.lookup_index(self.sock, index)
+            if link is None:
+                return f"ifindex {index}"
+            self._add(link)
+        return self.names[index]
+
     def ours_ifb(self, name):
         kind, alias = self.links.get(name, (None, None))
         return kind == "ifb" and (alias or "").startswith(tcplan.ALIAS_PREFIX)
@@ -118,9 +131,7 @@ class Live:
             return
         if ifb:
             self._put(_mk("ifb", dev, None, scope, alias=self.links[dev][1]))
-        if self._qdisc_dump is None:
-            self._qdisc_dump = netlink.all_qdiscs(self.sock)
-        qdiscs, classes, filters = netlink.dump(self.sock, idx, self._qdisc_dump)
+        qdiscs, classes, filters = netlink.dump(self.sock, idx)
         for msg in qdiscs:
             self._qdisc(dev, msg, scope)
         for msg in classes:
@@ -189,7 +200,7 @@ class Live:
         opts = msg.get_attr("TCA_OPTIONS")
         keys = netlink.filter_keys(msg)
         attrs = {"protocol": proto, "fh": handle}
-        redirect = _mirred_target(opts, self.names)
+        redirect = _mirred_target(opts, self.name_of)
         if redirect is not None:
             attrs["redirect"] = redirect
         mac = netlink.keys_mac(keys)
@@ -205,7 +216,7 @@ class Live:
         return {k: o for k, o in self.objs.items() if o.dev == dev}
 
 
-def _mirred_target(opts, names):
+def _mirred_target(opts, name_of):
     acts = opts.get_attr("TCA_U32_ACT") if opts is not None else None
     if not acts:
         return None
@@ -213,7 +224,7 @@ def _mirred_target(opts, names):
         if not hasattr(act, "get_attr") or act.get_attr("TCA_ACT_KIND") != "mirred":
             continue
         parms = act.get_attr("TCA_ACT_OPTIONS").get_attr("TCA_MIRRED_PARMS")
-        return names.get(parms["ifindex"], f"ifindex {parms['ifindex']}")
+        return name_of(parms["ifindex"])
     return None
 
 
@@ -260,9 +271,10 @@ def _concretize(plan, live):
     return out
 
 
-def _observe(sock, plan, tick):
+def _observe(sock, plan, tick, groups=None):
+    """Read what the plan touches; ``groups``: group ifbs already found this run (no second listing)."""
     names = {plan.dev, tcplan.port_ifb(plan.dev)} | set(plan.port_ifbs) | {o.dev for o in plan.objects if o.kind == "ifb"}
-    live = Live(sock, tick, devs=sorted(names))
+    live = Live(sock, tick, devs=sorted(names | set(groups or ())), all_ifbs=bool(plan.mac) and groups is None)
     live.read_dev(plan.dev)
     for name in set(plan.port_ifbs) | {tcplan.port_ifb(plan.dev)}:
         if live.ours_ifb(name):
@@ -425,8 +437,12 @@ class _Exec:
     def __init__(self, sock, live, caps):
         self.sock, self.live, self.caps = sock, live, caps
 
+    def _lookup(self, dev):
+        # asked every time (one targeted request): a device may vanish under us
+        return netlink.link_index(self.sock, dev)
+
     def idx(self, dev):
-        found = netlink.link_index(self.sock, dev)
+        found = self._lookup(dev)
         if found is None:
             raise KernelError("device does not exist", dev)
         return found
@@ -473,11 +489,11 @@ class _Exec:
 
     def delete(self, obj):
         if obj.kind == "ifb":
-            idx = netlink.link_index(self.sock, obj.dev)
+            idx = self._lookup(obj.dev)
             if idx is not None:
                 netlink.del_link(self.sock, idx)
             return
-        idx = netlink.link_index(self.sock, obj.dev)
+        idx = self._lookup(obj.dev)
         if idx is None:
             return                                   # device gone: its tc state went with it
         a = dict(obj.attrs)
@@ -546,29 +562,45 @@ def _readable(live, plan, actions):
     return before, after
 
 
-def apply(plan, caps, check_mode=False, log=None, lock_timeout=30.0):
-    """Make the kernel match ``plan``; returns a Result (raises NetvirtError, after rolling back)."""
+def apply(plan, caps, check_mode=False, log=None, lock_timeout=30.0, sock=None):
+    """Make the kernel match ``plan``; returns a Result (raises NetvirtError, after rolling back).
+
+    ``sock``: an open socket from session(plan.netns), reused by a caller
+    applying many plans (one socket, and with pyroute2 0.9 one netns helper
+    process, per batch instead of per port); None opens one for this call.
+    """
     try:
-        return _apply(plan, caps, check_mode, log or _LOG, lock_timeout)
+        if sock is None:
+            with netlink.ipr(plan.netns) as own:
+                return _apply(own, plan, caps, check_mode, log or _LOG, lock_timeout)
+        return _apply(sock, plan, caps, check_mode, log or _LOG, lock_timeout)
     except NetvirtError:
         raise
     except Exception as err:  # pylint: disable=broad-except  # netlink/OS errors while reading
         raise KernelError(f"netlink: {err}", plan.label) from None
 
 
-def _apply(plan, caps, check_mode, log, lock_timeout):
-    with netlink.ipr(plan.netns) as sock, \
-            locks.group_locks([f"port-{plan.netns or ''}-{plan.dev}"], timeout=lock_timeout):
+def session(netns=None):
+    """Context manager: a socket in ``netns`` for apply(..., sock=) over a batch of plans of that netns."""
+    return netlink.ipr(netns)
+
+
+def _apply(sock, plan, caps, check_mode, log, lock_timeout):
+    with locks.group_locks([f"port-{plan.netns or ''}-{plan.dev}"], timeout=lock_timeout):
         # under the port's lock our own memberships cannot change: find the
         # groups we are in, then lock those and the plan's (sorted: no deadlock)
-        group_names = set(plan.groups)
+        group_names, group_ifbs = set(plan.groups), None
         if plan.mac:
             first = _observe(sock, plan, caps.tick_in_usec)
-            for ifb in first.group_ifbs():
+            # a group ifb appearing after this listing cannot hold our MAC
+            # (that takes our port lock) and a plan's own groups are looked
+            # up by name: the second reading needs no second listing
+            group_ifbs = first.group_ifbs()
+            for ifb in group_ifbs:
                 if plan.mac in _member_minors(first, ifb)[0]:
                     group_names.add(_group_of(first.links[ifb][1]))
         with locks.group_locks(sorted(group_names), timeout=lock_timeout):
-            live = _observe(sock, plan, caps.tick_in_usec)
+            live = _observe(sock, plan, caps.tick_in_usec, group_ifbs)
             if plan.present and live.index.get(plan.dev) is None:
                 raise KernelError("device does not exist", f"{plan.label}: device {plan.dev}")
             for obj in plan.objects:
@@ -622,9 +654,9 @@ def _rollback(ex, live, done, log):
     return problems
 
 
-def remove(plan, caps, check_mode=False, log=None):
+def remove(plan, caps, check_mode=False, log=None, sock=None):
     """Teardown: apply an absent plan (tcplan.plan_absent)."""
-    return apply(plan, caps, check_mode=check_mode, log=log)
+    return apply(plan, caps, check_mode=check_mode, log=log, sock=sock)
 
 
 def query(dev, netns=None, caps=None):

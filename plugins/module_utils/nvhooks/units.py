@@ -95,42 +95,43 @@ def _split(value, field):
     return number, unit
 
 
-def _whole(amount, value, what, field):
-    if amount.denominator != 1:
-        raise UnitError(f"{value!r} is not a whole number of {what}", field)
-    return int(amount)
+class _Kind:
+    """What differs between rates and sizes; the conversion itself is shared."""
+
+    def __init__(self, name, table, libvirt_unit, whole, limit, too_big, wrong_kind, hint):
+        self.name, self.table, self.libvirt_unit, self.whole = name, table, libvirt_unit, whole
+        self.limit, self.too_big, self.wrong_kind, self.hint = limit, too_big, wrong_kind, hint
+
+    def parse(self, value, field):
+        number, unit = _split(value, field)
+        if unit is None:
+            amount = number * self.libvirt_unit
+        elif unit in self.table:
+            amount = number * self.table[unit]
+        else:
+            hint = self.hint if unit in self.wrong_kind else ""
+            raise UnitError(f"unknown {self.name} unit {unit!r} in {value!r}{hint}", field)
+        if amount.denominator != 1:
+            raise UnitError(f"{value!r} is not a whole number of {self.whole}", field)
+        if amount > self.limit:
+            raise UnitError(f"{value!r} exceeds the kernel's largest {self.name}{self.too_big}", field)
+        return int(amount)
+
+
+_RATE = _Kind("rate", RATE_UNITS, KIB * 8, "bit/s", MAX_RATE_BITS, "", SIZE_UNITS,
+              " (a size unit: for a rate write e.g. 10mbit or 10MiB/s)")
+_SIZE = _Kind("size", SIZE_UNITS, KIB, "bytes", MAX_SIZE_BYTES, " (4 GiB - 1 byte)", RATE_UNITS,
+              " (a rate unit: a burst is a size, e.g. 64k or 1m)")
 
 
 def parse_rate(value, field="rate"):
     """Convert a rate to bits per second (int)."""
-    number, unit = _split(value, field)
-    if unit is None:
-        amount = number * KIB * 8
-    elif unit in RATE_UNITS:
-        amount = number * RATE_UNITS[unit]
-    else:
-        hint = " (a size unit: for a rate write e.g. 10mbit or 10MiB/s)" if unit in SIZE_UNITS else ""
-        raise UnitError(f"unknown rate unit {unit!r} in {value!r}{hint}", field)
-    bits = _whole(amount, value, "bit/s", field)
-    if bits > MAX_RATE_BITS:
-        raise UnitError(f"{value!r} exceeds the kernel's largest rate", field)
-    return bits
+    return _RATE.parse(value, field)
 
 
 def parse_size(value, field="burst"):
     """Convert a size (burst) to bytes (int)."""
-    number, unit = _split(value, field)
-    if unit is None:
-        amount = number * KIB
-    elif unit in SIZE_UNITS:
-        amount = number * SIZE_UNITS[unit]
-    else:
-        hint = " (a rate unit: a burst is a size, e.g. 64k or 1m)" if unit in RATE_UNITS else ""
-        raise UnitError(f"unknown size unit {unit!r} in {value!r}{hint}", field)
-    size = _whole(amount, value, "bytes", field)
-    if size > MAX_SIZE_BYTES:
-        raise UnitError(f"{value!r} exceeds the kernel's largest size (4 GiB - 1 byte)", field)
-    return size
+    return _SIZE.parse(value, field)
 
 
 def rate_bytes(bits):

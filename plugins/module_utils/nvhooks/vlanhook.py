@@ -11,11 +11,7 @@ raises (the dispatcher aborts the start) unless the host policy says
 ``settings.vlan_failure: warn``.
 """
 
-import contextlib
-import errno
-import fcntl
 import os
-import time
 
 from . import paths, vlanapply
 from .errors import KernelError, NetvirtError, PolicyError
@@ -29,6 +25,11 @@ LOCK_TIMEOUT = 20.0
 def _phase(event):
     pair = (event.op, event.subop)
     return "start" if pair in START else "stop" if pair in STOP else None
+
+
+def acts_on(event):
+    """Stdin-free: could this handler do anything for the event? (ordering views)"""
+    return event.driver in ("qemu", "lxc") and _phase(event) is not None
 
 
 def _dynamic(host):
@@ -136,37 +137,29 @@ def handle(event, domain, host, log):
 
 # ------------------------------------------------------------- bridges
 
-@contextlib.contextmanager
-def _netlink(ipr=None):
-    if ipr is not None:
-        yield ipr
-        return
-    nl = vlanapply.open_netlink()
-    try:
-        yield nl
-    finally:
-        nl.close()
+class _netlink:
+    """``with _netlink(ipr) as nl``: use ``ipr``, or open and close a socket of our own.
+
+    A class rather than contextlib: this module is imported on every qemu event.
+    """
+
+    def __init__(self, ipr=None):
+        self.ipr, self.own = ipr, ipr is None
+
+    def __enter__(self):
+        if self.own:
+            self.ipr = vlanapply.open_netlink()
+        return self.ipr
+
+    def __exit__(self, *exc):
+        if self.own:
+            self.ipr.close()
 
 
-@contextlib.contextmanager
 def uplink_lock(timeout=LOCK_TIMEOUT):
     """Serialise uplink changes between concurrent hook processes (bounded)."""
-    path = os.path.join(paths.run_dir(), "vlan-uplinks.lock")
-    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as err:
-                if err.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() >= deadline:
-                    raise KernelError(f"busy for more than {timeout:.0f} s", f"lock {path}") from None
-                time.sleep(0.05)
-        yield
-    finally:
-        os.close(fd)
+    from . import locks
+    return locks.flock(os.path.join(paths.run_dir(), "vlan-uplinks.lock"), timeout, "VLAN uplinks")
 
 
 def running_domains(log):

@@ -4,7 +4,7 @@ import signal
 
 import pytest
 
-from test_dispatch_tree import XML, Tree, call
+from hooktree import XML, Tree, call
 
 from nvhooks import runner
 

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from test_dispatch_tree import XML, Tree, call
+from hooktree import XML, Tree, call
 
 from nvhooks import conf as confmod
 from nvhooks import hookscript

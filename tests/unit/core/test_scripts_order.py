@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from test_dispatch_tree import Tree
+from hooktree import Tree
 
 from nvhooks import dispatch
 
@@ -27,15 +27,21 @@ def test_total_order_across_original_builtins_and_both_layouts(tree):
     tree.script("custom/migrate_abc.py", "pass", shell="/usr/bin/python3")
     tree.script("custom/started_nope", "true")       # another operation: not listed
     tree.script("qemu.d/libvirt-own", "true")        # libvirt runs it: shown last, ours never
+    tree.script("qemu_started_begin.d/30-s", "true")
     order = dispatch.query("qemu/migrate/begin")
+    # built-in handlers act only where taps exist or go away (started, reconnect, stopped, release)
     assert names(order) == [
-        ("original", "original-qemu"), ("builtin", "vlanhook"), ("builtin", "shapehook"),
+        ("original", "original-qemu"),
         ("script", "10-y"), ("script", "20-z"),
         ("script", "migrate_abc.py"), ("script", "all_cde.sh"),
         ("libvirt", "libvirt-own")]
-    assert [item["position"] for item in order] == list(range(1, 9))
-    assert order[3]["timeout"] == 600.0 and order[3]["fail"] == "abort"
+    assert [item["position"] for item in order] == list(range(1, 7))
+    assert order[1]["timeout"] == 600.0 and order[1]["fail"] == "abort"
     assert order[-1]["status"] == "run by libvirt, not by the dispatcher"
+    assert names(dispatch.query("qemu/started/begin")) == [
+        ("original", "original-qemu"), ("builtin", "vlanhook"), ("builtin", "shapehook"),
+        ("script", "30-s"), ("script", "all_cde.sh"), ("script", "started_nope"),
+        ("libvirt", "libvirt-own")]
 
 
 def test_daemon_events_use_daemon_op_folders_and_builtins(tree):
