@@ -436,13 +436,17 @@ def _under(obj, root):
 class _Exec:
     def __init__(self, sock, live, caps):
         self.sock, self.live, self.caps = sock, live, caps
+        # ifindexes read by the observation (and of ifbs this run creates):
+        # ifindexes are not reused soon, so a device gone under us makes the
+        # change fail with ENODEV (and roll back) instead of hitting another
+        self._index = {dev: i for dev, i in live.index.items() if i is not None}
 
     def _lookup(self, dev):
-        # asked every time (one targeted request): a device may vanish under us
+        # deletions ask every time (one targeted request): a device may vanish under us
         return netlink.link_index(self.sock, dev)
 
     def idx(self, dev):
-        found = self._lookup(dev)
+        found = self._index.get(dev) or self._lookup(dev)
         if found is None:
             raise KernelError("device does not exist", dev)
         return found
@@ -450,7 +454,7 @@ class _Exec:
     def add(self, obj):
         a = dict(obj.attrs)
         if obj.kind == "ifb":
-            netlink.add_ifb(self.sock, obj.dev, a["alias"])
+            self._index[obj.dev] = netlink.add_ifb(self.sock, obj.dev, a["alias"])
             return
         idx = self.idx(obj.dev)
         if obj.kind == "qdisc":
@@ -490,6 +494,7 @@ class _Exec:
     def delete(self, obj):
         if obj.kind == "ifb":
             idx = self._lookup(obj.dev)
+            self._index.pop(obj.dev, None)
             if idx is not None:
                 netlink.del_link(self.sock, idx)
             return
