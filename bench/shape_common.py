@@ -36,14 +36,27 @@ def netns(tag):
     return name
 
 
+_PID = os.getpid()
+
+
 def _cleanup():
+    # only in this process: pyroute2 0.9 forks a netns helper per socket, which
+    # inherits atexit and the SIGTERM handler and must not delete our namespaces
+    if os.getpid() != _PID:
+        return
     for name in reversed(_MADE):
         sh("ip", "netns", "del", name, check=False)
 
 
+def _on_term(*_):
+    if os.getpid() != _PID:
+        os._exit(143)                      # pylint: disable=protected-access
+    sys.exit(143)
+
+
 atexit.register(_cleanup)
 # a killed benchmark still removes its namespaces (atexit runs on SystemExit)
-signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+signal.signal(signal.SIGTERM, _on_term)
 
 
 def need_root():
@@ -56,12 +69,7 @@ def need_root():
 
 def kernel_caps():
     """The core's capability probe, fresh (benchmarks never trust a cache)."""
-    try:
-        return nvcaps.get(refresh=True)
-    except FileNotFoundError:
-        # seen with pyroute2 0.9 under load: the probe's scratch netns is gone
-        # before its own removal (caps.probe); one more probe decides
-        return nvcaps.get(refresh=True)
+    return nvcaps.get(refresh=True)
 
 
 def rate(average=None, peak=None, burst=None, floor=None):
