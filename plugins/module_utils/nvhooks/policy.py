@@ -93,6 +93,10 @@ class PortMatch:
     dev: Optional[str] = None     # glob on the target dev (tap name)
     index: Optional[int] = None   # interface position, 0-based
 
+    def may_match(self, guest):
+        """Could this match a port of ``guest``? (needs only the name: hooks decide cheaply)"""
+        return self.guest is None or fnmatch.fnmatchcase(guest or "", self.guest)
+
     def matches(self, guest, iface):
         if self.guest is not None and not fnmatch.fnmatchcase(guest, self.guest):
             return False

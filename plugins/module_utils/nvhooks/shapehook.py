@@ -39,12 +39,19 @@ def acts_on(event):
 
 def wants(event, raw_xml, host):
     """Cheap check: no lxml, no pyroute2."""
-    if _phase(event) is None:
+    phase = _phase(event)
+    if phase is None:
         return False
-    if host is not None and (host.rules or host.groups):
-        return True
     raw = raw_xml or b""
-    return _NS_BYTES in raw or b"<bandwidth" in raw
+    if _NS_BYTES in raw or b"<bandwidth" in raw:
+        return True
+    if host is None:
+        return False
+    if phase == "teardown":                 # whatever policy said at start: clean up
+        return bool(host.rules or host.groups)
+    guest = getattr(event, "guest", None)
+    return any((rule.inbound or rule.outbound or rule.group) and rule.match.may_match(guest)
+               for rule in host.rules)
 
 
 def handle(event, domain, host, log):
@@ -59,12 +66,10 @@ def handle(event, domain, host, log):
 
 def apply_guest(domain, host, log, check_mode=False, caps=None):
     """Apply every shaped port; returns [(port label, tcapply.Result)]."""
-    from . import resolve, tcapply, tcplan
-    from . import caps as capsmod
+    from . import resolve
     from .errors import NetvirtError
-    ports = resolve.resolve(domain, host)
-    results, failures = [], []
-    for port in ports:
+    results, failures, work = [], [], []
+    for port in resolve.resolve(domain, host):
         for note in port.notes:
             log.warning("%s: %s", port.label, note)
         if not port.shaped or port.ovs:
@@ -72,16 +77,23 @@ def apply_guest(domain, host, log, check_mode=False, caps=None):
         if not port.dev:
             log.warning("%s: has a shaping policy but no tap device name; not shaped", port.label)
             continue
-        try:
-            caps = caps or capsmod.get(log)
-            plan = tcplan.plan_port(port, caps)
-            result = tcapply.apply(plan, caps, check_mode=check_mode, log=log)
-        except NetvirtError as err:
-            log.error("%s: shaping failed: %s", port.label, err)
-            failures.append(err)
-            continue
-        _log_result(log, port, result)
-        results.append((port.label, result))
+        work.append(port)
+    if not work:
+        return results
+    from . import tcapply, tcplan           # only now: most guests have no shaped port
+    from . import caps as capsmod
+    caps = caps or capsmod.get(log)
+    with tcapply.session() as sock:         # one netlink socket for all of the guest's ports
+        for port in work:
+            try:
+                result = tcapply.apply(tcplan.plan_port(port, caps), caps, check_mode=check_mode, log=log,
+                                       sock=sock)
+            except NetvirtError as err:
+                log.error("%s: shaping failed: %s", port.label, err)
+                failures.append(err)
+                continue
+            _log_result(log, port, result)
+            results.append((port.label, result))
     if failures:
         first = failures[0]
         more = f" (and {len(failures) - 1} more port(s), see the log)" if len(failures) > 1 else ""
@@ -114,21 +126,23 @@ def teardown_guest(domain, log, check_mode=False):
     from . import caps as capsmod
     from .errors import NetvirtError
     results, failures = [], []
-    for iface in domain.interfaces:
-        if not iface.target_dev or iface.virtualport_type == "openvswitch":
-            continue
-        label = f"{domain.name} port {iface.index} ({iface.target_dev}, {iface.mac or 'no mac'})"
-        try:
-            caps = capsmod.get(log)
-            result = tcapply.apply(tcplan.plan_absent(iface.target_dev, mac=iface.mac, label=label), caps,
-                                   check_mode=check_mode, log=log)
-        except NetvirtError as err:
-            log.error("%s: shaping teardown failed: %s", label, err)
-            failures.append(err)
-            continue
-        if result.changed:
-            log.info("%s: shaping removed (%d change(s))", label, len(result.actions))
-        results.append((label, result))
+    ifaces = [i for i in domain.interfaces if i.target_dev and i.virtualport_type != "openvswitch"]
+    if not ifaces:
+        return results
+    caps = capsmod.get(log)
+    with tcapply.session() as sock:         # one netlink socket for all of the guest's ports
+        for iface in ifaces:
+            label = f"{domain.name} port {iface.index} ({iface.target_dev}, {iface.mac or 'no mac'})"
+            try:
+                result = tcapply.apply(tcplan.plan_absent(iface.target_dev, mac=iface.mac, label=label), caps,
+                                       check_mode=check_mode, log=log, sock=sock)
+            except NetvirtError as err:
+                log.error("%s: shaping teardown failed: %s", label, err)
+                failures.append(err)
+                continue
+            if result.changed:
+                log.info("%s: shaping removed (%d change(s))", label, len(result.actions))
+            results.append((label, result))
     if failures:
         raise NetvirtError(failures[0].message, failures[0].where)
     return results

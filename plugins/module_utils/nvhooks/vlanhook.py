@@ -45,7 +45,8 @@ def wants(event, raw_xml, host):
         return _dynamic(host)
     if phase != "start":
         return False
-    if any(rule.vlan is not None for rule in host.rules):
+    guest = getattr(event, "guest", None)
+    if any(rule.vlan is not None and rule.match.may_match(guest) for rule in host.rules):
         return True
     return bool(raw_xml) and _NS_BYTES in raw_xml and b"vlan" in raw_xml
 

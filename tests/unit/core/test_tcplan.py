@@ -175,8 +175,8 @@ def test_plan_is_plain_data():
 
 
 class Ev:
-    def __init__(self, driver, op, subop):
-        self.driver, self.op, self.subop = driver, op, subop
+    def __init__(self, driver, op, subop, guest="web1"):
+        self.driver, self.op, self.subop, self.guest = driver, op, subop, guest
 
 
 def test_hook_wants_is_cheap_and_selective():
@@ -191,3 +191,7 @@ def test_hook_wants_is_cheap_and_selective():
     assert not shapehook.wants(Ev("qemu", "prepare", "begin"), xml, with_rules)
     assert not shapehook.wants(Ev("network", "started", "begin"), xml, with_rules)
     assert not shapehook.wants(Ev("qemu", "stopped", "begin"), xml, with_rules)
+    db_only = policy.parse_host_policy({"rules": [{"match": {"guest": "db*"}, "inbound": {"average": 100}}]})
+    assert not shapehook.wants(Ev("qemu", "started", "begin"), b"<domain/>", db_only)   # no rule for web1
+    assert shapehook.wants(Ev("qemu", "started", "begin", "db1"), b"<domain/>", db_only)
+    assert shapehook.wants(Ev("qemu", "release", "end"), b"<domain/>", db_only)        # teardown always looks

@@ -60,8 +60,8 @@ def test_policy_table():
 
 
 class Ev:
-    def __init__(self, driver="qemu", op="started", subop="begin"):
-        self.driver, self.op, self.subop = driver, op, subop
+    def __init__(self, driver="qemu", op="started", subop="begin", guest="g2"):
+        self.driver, self.op, self.subop, self.guest = driver, op, subop, guest
 
 
 XML = b"""<domain type='qemu'><name>g1</name><uuid>4f1ad3a6-5b9e-4c61-9d7e-0f5c1b1a2b3c</uuid>
@@ -83,6 +83,7 @@ def test_wants_is_cheap_and_exact():
     assert not vlanhook.wants(Ev("qemu", "stopped", "end"), XML, empty)
     ruled = policy.parse_host_policy({"rules": [{"match": {"guest": "g2"}, "vlan": {"pvid": 5}}]})
     assert vlanhook.wants(Ev(), PLAIN, ruled)
+    assert not vlanhook.wants(Ev(guest="web1"), PLAIN, ruled)    # the rule names another guest
     dynamic = policy.parse_host_policy({"settings": {"uplink_vlans": "dynamic"},
                                         "bridges": {"br0": {"uplinks": ["bond0"]}}})
     assert vlanhook.wants(Ev("qemu", "stopped", "end"), PLAIN, dynamic)
