@@ -132,8 +132,12 @@ def ifb_links(sock):
 
 def lookup(sock, name):
     """link_tuple of ``name`` (one targeted request) or None."""
+    return _link_get(sock, ifname=name)
+
+
+def _link_get(sock, **key):
     try:
-        msgs = sock.link("get", ifname=name)
+        msgs = sock.link("get", **key)
     except Exception:  # pylint: disable=broad-except  # NetlinkError ENODEV
         return None
     for msg in msgs:
@@ -173,13 +177,7 @@ def all_qdiscs(sock):
 
 def lookup_index(sock, index):
     """link_tuple of ifindex ``index`` (one targeted request) or None."""
-    try:
-        msgs = sock.link("get", index=index)
-    except Exception:  # pylint: disable=broad-except  # NetlinkError ENODEV
-        return None
-    for msg in msgs:
-        return link_tuple(msg)
-    return None
+    return _link_get(sock, index=index)
 
 
 def _tc_get(sock, msg_type, index, parent=0, handle=0, dump=False):
