@@ -76,8 +76,11 @@ def vlan_warnings(guest_name):
 
 
 @pytest.fixture
-def fleet(guest, host_bridge, restore_host, run_roles):
-    """Three persistent guests: a group of two, one with per-port rates both ways and a VLAN policy."""
+def fleet(restore_host, guest, host_bridge, run_roles):
+    """Three persistent guests: a group of two, one with per-port rates both ways and a VLAN policy.
+
+    restore_host comes first so it is torn down last: the guests are destroyed
+    while our hooks are still installed and clean up their ifbs."""
     br = host_bridge()
     tag = uid(4)
     names = [f"nvt-rc{tag}-{i}" for i in range(3)]
