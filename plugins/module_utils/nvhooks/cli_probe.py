@@ -84,7 +84,7 @@ def vlan(domain, port, host):
         return _unavailable("VLAN core", vlanapply)
     protect = frozenset([vlanapply.DEFAULT_VID]) if port.vlan.keep_default else frozenset()
     try:
-        with _netlink(vlanapply) as ipr:
+        with vlanapply.open_netlink() as ipr:      # pyroute2 sockets close on exit
             result = vlanapply.set_port(ipr, port.dev, vlanapply.policy_table(port.vlan), exclusive=True,
                                         protect=protect, check=True, bridge=port.bridge, need_filtering=True)
     except KernelError as err:
@@ -100,19 +100,6 @@ def vlan(domain, port, host):
     if result["changed"]:
         out["diff"] = list(result["actions"])
     return out
-
-
-def _netlink(vlanapply):
-    import contextlib
-
-    @contextlib.contextmanager
-    def opened():
-        ipr = vlanapply.open_netlink()
-        try:
-            yield ipr
-        finally:
-            ipr.close()
-    return opened()
 
 
 def hook_order(guest, name):
