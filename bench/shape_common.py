@@ -78,11 +78,11 @@ def rate(average=None, peak=None, burst=None, floor=None):
     return policy.parse_rate(data, "bench")
 
 
-def apply_ours(plan, caps, log=None, sock=None):
+def apply_ours(plan, caps, log=None, batch=None):
     """Our netlink path: the core's diff + apply of a plan; returns its Result.
 
-    ``sock`` (from tcapply.session) is reused across plans, as a batch does."""
-    return tcapply.apply(plan, caps, log=log, sock=sock)
+    ``batch`` (from tcapply.session) is shared across plans, as a caller with many ports does."""
+    return tcapply.apply(plan, caps, log=log, batch=batch)
 
 
 def has_police():

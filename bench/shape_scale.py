@@ -5,9 +5,10 @@ shaped (HTB on the port, ingress redirected to a per-port ifb with HTB).
 Two executors of the very same plan (nvhooks.tcplan.plan_device):
 
 * ours: the core's netlink path (tcapply.apply, one call per port, each
-  reading that port's state, diffing and changing; one socket from
-  tcapply.session for the whole batch, as a caller with many ports does;
-  opening it is inside the timed span);
+  reading that port's state, diffing and changing; one tcapply.session for
+  the whole batch, as a caller with many ports does: one socket, and the
+  ifbs removed are parked and deleted by one kernel request at its end;
+  opening and closing it are inside the timed span);
 * tc:   the plan as ``tc``/``ip`` subprocess calls, one per object (what
   libvirt and Proxmox do).
 
@@ -49,15 +50,15 @@ def plans(ns, devs, caps):
 def ours(ns, devs, caps):
     todo = plans(ns, devs, caps)            # planning is pure and not what we compare
     start = time.perf_counter()
-    with sc.tcapply.session(ns) as sock:
+    with sc.tcapply.session(ns) as batch:
         for plan in todo:
-            sc.apply_ours(plan, caps, sock=sock)
+            sc.apply_ours(plan, caps, batch=batch)
     applied = time.perf_counter() - start
     gone = [sc.tcplan.plan_absent(dev, netns=ns) for dev in devs]
     start = time.perf_counter()
-    with sc.tcapply.session(ns) as sock:
+    with sc.tcapply.session(ns) as batch:
         for plan in gone:
-            sc.apply_ours(plan, caps, sock=sock)
+            sc.apply_ours(plan, caps, batch=batch)
     removed = time.perf_counter() - start
     return applied, removed
 

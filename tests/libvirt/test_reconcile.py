@@ -169,3 +169,57 @@ def test_reboot_and_autostart_equals_fresh_start(fleet, libvirtd):
     assert after == fresh
     for g in guests:
         virsh("autostart", "--disable", g.name)
+
+
+def group_member_keys(ifb):
+    """The second u32 key (MAC bytes 5-6) of each member filter on a group ifb."""
+    out = sh("tc", "filter", "show", "dev", ifb, "parent", "1:", check=False).stdout
+    return sorted(re.findall(r"match (\w{4})0000/ffff0000", out))
+
+
+def test_orphans_of_guests_stopped_without_our_hook_are_collected(fleet, libvirtd, tmp_path):
+    """Guests stop while our qemu hook is not installed: their ifbs and group
+    memberships stay behind; `netvirt-hooks gc --check` lists them and the
+    next libvirtd start removes exactly those."""
+    from nvhooks import tcplan                                   # names only; the hook does the work
+    guests, taps = fleet
+    gone_port_ifb = tcplan.port_ifb(guests[2].taps()[0])
+    gi, go = tcplan.group_ifb("rcgrp", "inbound"), tcplan.group_ifb("rcgrp", "outbound")
+    assert {gone_port_ifb, gi, go} <= set(our_ifbs())
+    assert group_member_keys(gi) == ["0001", "0101"]             # guests 0 and 1 (MACs ..:00:01, ..:01:01)
+    survivor = guests[1].taps()
+    kept = {tap: lines for tap, lines in tc_state(survivor).items() if tap in survivor}
+
+    entry = "/etc/libvirt/hooks/qemu"
+    shutil.move(entry, tmp_path / "qemu")
+    try:
+        with open(entry, "w", encoding="utf-8") as handle:      # a hook that does nothing
+            handle.write("#!/bin/sh\ncat >/dev/null\nexit 0\n")
+        os.chmod(entry, 0o755)
+        guests[0].destroy()
+        guests[2].destroy()
+    finally:
+        os.unlink(entry)
+        shutil.move(tmp_path / "qemu", entry)
+    assert gone_port_ifb in our_ifbs() and group_member_keys(gi) == ["0001", "0101"]
+
+    check = sh("/usr/local/sbin/netvirt-hooks", "gc", "--check", check=False)
+    assert check.returncode == 1, check.stdout + check.stderr
+    assert f"orphan: ifb {gone_port_ifb}" in check.stdout
+    assert "orphan: group rcgrp member 52:54:00:7c:00:01" in check.stdout
+    assert "52:54:00:7c:01:01" not in check.stdout
+    assert gone_port_ifb in our_ifbs()                            # --check changes nothing
+
+    libvirtd.restart()                                            # daemon start: reconcile, then collect
+
+    deadline = time.monotonic() + 30                              # the daemon hook may still be running
+    while gone_port_ifb in our_ifbs() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert gone_port_ifb not in our_ifbs()
+    assert group_member_keys(gi) == ["0101"] and group_member_keys(go) == ["0101"]
+    assert not [line for line in sh("ip", "-o", "link", "show", "type", "ifb").stdout.splitlines()
+                if "netvirt deleting" in line]
+    assert guests[1].is_active()
+    assert {tap: lines for tap, lines in tc_state(survivor).items() if tap in survivor} == kept
+    again = sh("/usr/local/sbin/netvirt-hooks", "gc", "--check", check=False)
+    assert again.returncode == 0 and again.stdout.strip() == "gc: no orphans", again.stdout + again.stderr

@@ -28,11 +28,15 @@ examples:
   netvirt-hooks apply web1             re-apply shaping and VLANs from the
                                        status XML (as at 'started')
   netvirt-hooks teardown web1          remove our tc/ifb/VLAN state of web1
+  netvirt-hooks gc --check             shaping objects no running guest uses
+                                       (gc without --check removes them; the
+                                       hook does it when libvirtd starts)
   netvirt-hooks --json status web1     the same as JSON (every subcommand)
 
 exit codes:
   0  ok, nothing to report
-  1  problem: drift from policy (status, apply --check), or apply/teardown failed
+  1  problem: drift from policy (status, apply --check, gc --check), or
+     apply/teardown/gc failed
   2  usage error
   3  guest not running on this host (no status XML under /run/libvirt/qemu)
   4  invalid host policy, guest <metadata> or status XML (message names the key)
@@ -83,6 +87,12 @@ def build_parser():
                              "(exit 1 if something would).")
         cmd.add_argument("guest", metavar="GUEST")
         cmd.add_argument("--check", action="store_true", help="predict, change nothing")
+    gc = sub.add_parser("gc", parents=[common], help="remove shaping objects no running guest uses",
+                        description="Find this collection's ifbs and group members that no port uses any "
+                        "more (left when guests stopped while the hooks were not installed) and remove "
+                        "them; the hook does the same when libvirtd starts or reloads. With --check: list "
+                        "them, change nothing (exit 1 if there are any).")
+    gc.add_argument("--check", action="store_true", help="list, change nothing")
     return parser
 
 

@@ -21,6 +21,8 @@ def run(args):
         return status(args.guest, host) if args.guest else overview(host)
     if args.command == "explain":
         return explain(args.guest, host)
+    if args.command == "gc":
+        return collect(args.check)
     return change(args.command, args.guest, host, args.check)
 
 
@@ -128,9 +130,7 @@ def explain(guest, host):
         raise CliError(str(err), EXIT_BAD_POLICY) from None
 
 
-def change(action, guest, host, check):
-    domain = load_guest(guest)
-    resolve_ports(domain, host)  # bad policy: exit 4 before touching anything
+def _log():
     log = logging.getLogger("netvirt-hooks")
     if not log.handlers:
         handler = logging.StreamHandler()
@@ -138,6 +138,23 @@ def change(action, guest, host, check):
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         log.propagate = False
+    return log
+
+
+def collect(check):
+    from . import caps, shapegc, shapehook
+    try:
+        found = shapegc.collect(caps.get(), in_use=shapehook.mac_running, check_mode=check)
+    except NetvirtError as err:
+        raise CliError(f"gc: {err}", EXIT_PROBLEM) from None
+    return {"action": "gc", "check": check, "changed": bool(found), "orphans": found}, \
+        EXIT_PROBLEM if check and found else EXIT_OK
+
+
+def change(action, guest, host, check):
+    domain = load_guest(guest)
+    resolve_ports(domain, host)  # bad policy: exit 4 before touching anything
+    log = _log()
     result = cli_probe.run_handlers(action, domain, host, log, check)
     code = EXIT_OK
     if result.get("errors"):

@@ -5,7 +5,7 @@
 
 
 def render(command, data):
-    return {"status": _status, "explain": _explain}.get(command, _change)(data)
+    return {"status": _status, "explain": _explain, "gc": _gc}.get(command, _change)(data)
 
 
 def _rate(text):
@@ -121,3 +121,8 @@ def _change(data):
     if not lines:
         lines.append(f"{data['action']} {data['guest']}: nothing to do")
     return "\n".join(lines)
+
+
+def _gc(data):
+    verb = "orphan" if data.get("check") else "removed"
+    return "\n".join(f"{verb}: {text}" for text in data["orphans"]) or "gc: no orphans"

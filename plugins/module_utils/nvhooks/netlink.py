@@ -96,8 +96,8 @@ def ipr(netns=None):
 # ------------------------------------------------------------------ links
 
 def link_index(sock, name):
-    """ifindex of ``name`` or None."""
-    found = sock.link_lookup(ifname=name)
+    """ifindex of ``name`` or None (one targeted request: pyroute2 0.9's link_lookup dumps every link)."""
+    found = _link_get(sock, ifname=name)
     return found[0] if found else None
 
 
@@ -166,6 +166,30 @@ def add_ifb(sock, name, alias):
 
 def del_link(sock, index):
     sock.link("del", index=index)
+
+
+def set_link(sock, index, **attrs):
+    """One RTM_NEWLINK on ``index`` (state, ifname, ifalias, group, ...)."""
+    sock.link("set", index=index, **attrs)
+
+
+def del_links(sock, group, indexes):
+    """Delete the devices ``indexes``, all in link group ``group`` and only them, in one request if possible.
+
+    RTM_DELLINK with only IFLA_GROUP removes the whole group with one RCU
+    grace period; a kernel that refuses it gets one request per device.
+    """
+    try:
+        sock.link("del", index=0, group=group)
+        return
+    except Exception:  # pylint: disable=broad-except  # NetlinkError (EOPNOTSUPP/EINVAL on an old kernel)
+        pass
+    for index in indexes:
+        try:
+            del_link(sock, index)
+        except Exception as err:  # pylint: disable=broad-except
+            if getattr(err, "code", None) != errno.ENODEV:
+                raise
 
 
 # ------------------------------------------------------------------ tc dumps

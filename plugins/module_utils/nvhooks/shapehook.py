@@ -83,11 +83,11 @@ def apply_guest(domain, host, log, check_mode=False, caps=None):
     from . import tcapply, tcplan           # only now: most guests have no shaped port
     from . import caps as capsmod
     caps = caps or capsmod.get(log)
-    with tcapply.session() as sock:         # one netlink socket for all of the guest's ports
+    with tcapply.session() as batch:        # one socket and one ifb deletion for all the ports
         for port in work:
             try:
                 result = tcapply.apply(tcplan.plan_port(port, caps), caps, check_mode=check_mode, log=log,
-                                       sock=sock)
+                                       batch=batch)
             except NetvirtError as err:
                 log.error("%s: shaping failed: %s", port.label, err)
                 failures.append(err)
@@ -130,12 +130,12 @@ def teardown_guest(domain, log, check_mode=False):
     if not ifaces:
         return results
     caps = capsmod.get(log)
-    with tcapply.session() as sock:         # one netlink socket for all of the guest's ports
+    with tcapply.session() as batch:        # one socket and one ifb deletion for all the ports
         for iface in ifaces:
             label = f"{domain.name} port {iface.index} ({iface.target_dev}, {iface.mac or 'no mac'})"
             try:
                 result = tcapply.apply(tcplan.plan_absent(iface.target_dev, mac=iface.mac, label=label), caps,
-                                       check_mode=check_mode, log=log, sock=sock)
+                                       check_mode=check_mode, log=log, batch=batch)
             except NetvirtError as err:
                 log.error("%s: shaping teardown failed: %s", label, err)
                 failures.append(err)
@@ -149,17 +149,55 @@ def teardown_guest(domain, log, check_mode=False):
 
 
 def reconcile_all(host, log):
-    """Re-apply shaping of every running guest from status XML; errors are logged, never raised."""
-    import glob
+    """Re-apply shaping of every running guest from status XML, then collect orphans.
+
+    Errors are logged, never raised. Returns the number of guests re-applied.
+    """
     from . import domxml
     from .errors import NetvirtError
     done = 0
-    for status_dir in (paths.qemu_status_dir(), paths.lxc_status_dir()):
-        for path in sorted(glob.glob(os.path.join(status_dir, "*.xml"))):
-            try:
-                domain = domxml.read_status_xml(path)
-                apply_guest(domain, host, log)
-                done += 1
-            except NetvirtError as err:
-                log.error("reconcile %s: %s", path, err)
+    for path in _status_files():
+        try:
+            domain = domxml.read_status_xml(path)
+            apply_guest(domain, host, log)
+            done += 1
+        except NetvirtError as err:
+            log.error("reconcile %s: %s", path, err)
+    _collect_orphans(log)
     return done
+
+
+def _status_files():
+    import glob
+    return [path for status_dir in (paths.qemu_status_dir(), paths.lxc_status_dir())
+            for path in sorted(glob.glob(os.path.join(status_dir, "*.xml")))]
+
+
+def mac_running(mac):
+    """Does a running guest have an interface with ``mac``? Read fresh from the status XML (no lxml)."""
+    import re
+    wanted = mac.lower().encode()
+    for path in _status_files():
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError:
+            continue
+        if any(m.lower() == wanted for m in re.findall(rb"<mac\s+address=['\"]([0-9A-Fa-f:]{17})['\"]", data)):
+            return True
+    return False
+
+
+def _collect_orphans(log):
+    import importlib.util
+    if importlib.util.find_spec("pyroute2") is None:
+        return                                  # nothing can have been shaped without it
+    from . import caps as capsmod, shapegc
+    from .errors import NetvirtError
+    # without libvirt's state directories a running guest's MAC cannot be
+    # told: group members are then left alone
+    known = os.path.isdir(paths.qemu_status_dir()) or os.path.isdir(paths.lxc_status_dir())
+    try:
+        shapegc.collect(capsmod.get(log), in_use=mac_running if known else None, log=log)
+    except NetvirtError as err:
+        log.error("orphan collection: %s", err)

@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import List, Optional
 
-from . import locks, netlink, tcplan
+from . import locks, netlink, tcplan, tcsession
 from .errors import KernelError, NetvirtError
 from .tcplan import Obj
 
@@ -230,7 +230,7 @@ def _mirred_target(opts, name_of):
 
 # ------------------------------------------------------------------ planning the changes
 
-def _member_minors(live, ifb):
+def member_minors(live, ifb):
     """{mac: minor} and the set of used minors on a group ifb."""
     members, used = {}, set()
     for (kind, dev, oid), obj in live.objs.items():
@@ -252,7 +252,7 @@ def _concretize(plan, live):
         if obj.scope != "member":
             out.append(obj)
             continue
-        members, used = _member_minors(live, obj.dev)
+        members, used = member_minors(live, obj.dev)
         minor = members.get(plan.mac)
         if minor is None:
             free = [m for m in range(tcplan.MEMBER_MIN, tcplan.MEMBER_MAX + 1) if m not in used]
@@ -288,7 +288,7 @@ def _member_keys(live, mac, ifbs):
     """Keys of this MAC's member objects on group ifbs."""
     keys = set()
     for ifb in ifbs:
-        members = _member_minors(live, ifb)[0]
+        members = member_minors(live, ifb)[0]
         minor = members.get(mac)
         if minor is None:
             continue
@@ -343,7 +343,7 @@ def diff(plan, live):
             deletes.append(live.objs[key])
     # a group ifb goes away with its last member
     for ifb in group_ifbs:
-        members = _member_minors(live, ifb)[0]
+        members = member_minors(live, ifb)[0]
         if ifb not in wanted_groups and plan.mac in members and len(members) == 1:
             deletes.append(live.objs[("ifb", ifb, None)])
 
@@ -397,7 +397,7 @@ def _sort_id(key):
 
 
 def _is_member_obj(live, ifb, obj):
-    members = _member_minors(live, ifb)[0]
+    members = member_minors(live, ifb)[0]
     minors = set(members.values())
     if obj.kind in ("class", "qdisc") and obj.id != tcplan.ROOT:
         return (obj.id & 0xFFFF) in minors
@@ -434,8 +434,8 @@ def _under(obj, root):
 # ------------------------------------------------------------------ executing
 
 class _Exec:
-    def __init__(self, sock, live, caps):
-        self.sock, self.live, self.caps = sock, live, caps
+    def __init__(self, batch, live, caps):
+        self.batch, self.sock, self.live, self.caps = batch, batch.sock, live, caps
         # ifindexes read by the observation (and of ifbs this run creates):
         # ifindexes are not reused soon, so a device gone under us makes the
         # change fail with ENODEV (and roll back) instead of hitting another
@@ -496,7 +496,7 @@ class _Exec:
             idx = self._lookup(obj.dev)
             self._index.pop(obj.dev, None)
             if idx is not None:
-                netlink.del_link(self.sock, idx)
+                self.batch.park(idx, obj.dev, obj.get("alias"))   # deleted with the batch (tcsession)
             return
         idx = self._lookup(obj.dev)
         if idx is None:
@@ -532,6 +532,8 @@ class _Exec:
             self.delete(action.obj)
         elif action.op == "change":
             self.change(action.old)
+        elif action.obj.kind == "ifb" and action.obj.dev in self.batch.parked:
+            self._index[action.obj.dev] = self.batch.unpark(action.obj.dev)    # with its tc tree intact
         elif action.obj.get("foreign"):
             raise NetvirtError(f"cannot re-create {action.obj.text()}")
         else:
@@ -567,30 +569,32 @@ def _readable(live, plan, actions):
     return before, after
 
 
-def apply(plan, caps, check_mode=False, log=None, lock_timeout=30.0, sock=None):
+def apply(plan, caps, check_mode=False, log=None, lock_timeout=30.0, batch=None, unless=None):
     """Make the kernel match ``plan``; returns a Result (raises NetvirtError, after rolling back).
 
-    ``sock``: an open socket from session(plan.netns), reused by a caller
-    applying many plans (one socket, and with pyroute2 0.9 one netns helper
-    process, per batch instead of per port); None opens one for this call.
+    ``batch``: an open session(plan.netns), shared by a caller applying many
+    plans: one socket (with pyroute2 0.9, one netns helper process) and one
+    kernel request deleting every ifb the batch removes, when the session
+    ends. None: a session of its own for this call. ``unless``: a callable
+    asked under the plan's locks, after reading the kernel; a true answer
+    (a reason) cancels the change (the orphan collection's last check).
     """
     try:
-        if sock is None:
-            with netlink.ipr(plan.netns) as own:
-                return _apply(own, plan, caps, check_mode, log or _LOG, lock_timeout)
-        return _apply(sock, plan, caps, check_mode, log or _LOG, lock_timeout)
+        if batch is None:
+            with session(plan.netns) as own:
+                return _apply(own, plan, caps, check_mode, log or _LOG, lock_timeout, unless)
+        return _apply(batch, plan, caps, check_mode, log or _LOG, lock_timeout, unless)
     except NetvirtError:
         raise
     except Exception as err:  # pylint: disable=broad-except  # netlink/OS errors while reading
         raise KernelError(f"netlink: {err}", plan.label) from None
 
 
-def session(netns=None):
-    """Context manager: a socket in ``netns`` for apply(..., sock=) over a batch of plans of that netns."""
-    return netlink.ipr(netns)
+session = tcsession.session
 
 
-def _apply(sock, plan, caps, check_mode, log, lock_timeout):
+def _apply(batch, plan, caps, check_mode, log, lock_timeout, unless):
+    sock = batch.sock
     with locks.group_locks([f"port-{plan.netns or ''}-{plan.dev}"], timeout=lock_timeout):
         # under the port's lock our own memberships cannot change: find the
         # groups we are in, then lock those and the plan's (sorted: no deadlock)
@@ -602,8 +606,8 @@ def _apply(sock, plan, caps, check_mode, log, lock_timeout):
             # up by name: the second reading needs no second listing
             group_ifbs = first.group_ifbs()
             for ifb in group_ifbs:
-                if plan.mac in _member_minors(first, ifb)[0]:
-                    group_names.add(_group_of(first.links[ifb][1]))
+                if plan.mac in member_minors(first, ifb)[0]:
+                    group_names.add(group_of(first.links[ifb][1]))
         with locks.group_locks(sorted(group_names), timeout=lock_timeout):
             live = _observe(sock, plan, caps.tick_in_usec, group_ifbs)
             if plan.present and live.index.get(plan.dev) is None:
@@ -613,6 +617,8 @@ def _apply(sock, plan, caps, check_mode, log, lock_timeout):
                     raise KernelError(f"cannot create ifb {obj.dev}: a device of that name exists and is not ours",
                                       plan.label)
             actions = diff(plan, live)
+            if actions and unless is not None and unless():
+                actions = []
             before, after = _readable(live, plan, actions)
             result = Result(changed=bool(actions), actions=actions, before=before, after=after, plan=plan,
                             check_mode=check_mode)
@@ -620,17 +626,17 @@ def _apply(sock, plan, caps, check_mode, log, lock_timeout):
                                if a.op == "delete" and a.obj.get("foreign")]
             if check_mode or not actions:
                 return result
-            _execute(sock, live, caps, plan, actions, result, log)
+            _execute(batch, live, caps, plan, actions, result, log)
             return result
 
 
-def _group_of(alias):
+def group_of(alias):
     """'netvirt group <name> <direction>' -> name."""
     return alias[len(tcplan.ALIAS_PREFIX) + len("group "):].rsplit(" ", 1)[0]
 
 
-def _execute(sock, live, caps, plan, actions, result, log):
-    ex = _Exec(sock, live, caps)
+def _execute(batch, live, caps, plan, actions, result, log):
+    ex = _Exec(batch, live, caps)
     done = []
     for action in actions:
         try:
@@ -659,9 +665,9 @@ def _rollback(ex, live, done, log):
     return problems
 
 
-def remove(plan, caps, check_mode=False, log=None, sock=None):
+def remove(plan, caps, check_mode=False, log=None, batch=None):
     """Teardown: apply an absent plan (tcplan.plan_absent)."""
-    return apply(plan, caps, check_mode=check_mode, log=log, sock=sock)
+    return apply(plan, caps, check_mode=check_mode, log=log, batch=batch)
 
 
 def query(dev, netns=None, caps=None):
