@@ -6,12 +6,15 @@ Runs, interleaved in one process so machine load hits all alike:
            (no scripts, built-in handlers on: neither wants the event)
   empty-started  the same for qemu/started/begin, where the handlers' wants()
            must look at the host policy (no policy file: empty policy)
+  policy-started  qemu/started/begin with a host policy whose rules name
+           other guests (a shaped fleet, this guest not in it)
   scripts  the same event with 20 trivial scripts (#!/bin/sh, exit 0)
 in a scratch tree (NETVIRT_HOOKS_ROOT), using the core from this checkout.
 Prints medians and ratios; asserts nothing (target: empty <= 3x base).
 Run: /usr/bin/python3 bench/hook_latency.py [-n ROUNDS]
 """
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -32,9 +35,19 @@ sys.exit(main("qemu", sys.argv[1:]))
 """ % os.path.join(REPO, "plugins", "module_utils")
 
 
-def tree(root, scripts):
+POLICY = json.dumps({
+    "groups": {"web": {"inbound": {"ceiling": "1gbit"}, "outbound": {"ceiling": "500mbit"}}},
+    "rules": [{"match": {"guest": "web-*"}, "group": "web", "inbound": {"average": "100mbit", "floor": "10mbit"}},
+              {"match": {"guest": "db?"}, "inbound": {"average": "200mbit"}, "outbound": {"average": "200mbit"}},
+              {"match": {"guest": "lab[0-9]*"}, "vlan": {"pvid": 100}}]})
+
+
+def tree(root, scripts, policy=False):
     hooks = root + "/etc/libvirt/hooks"
     os.makedirs(hooks + "/netvirt")
+    if policy:
+        with open(hooks + "/netvirt/policy.json", "w") as handle:
+            handle.write(POLICY)
     with open(hooks + "/netvirt/dispatcher.conf", "w") as handle:
         handle.write("syslog: no\n")
     with open(hooks + "/qemu", "w") as handle:
@@ -69,9 +82,9 @@ def main():
     try:
         cases = {"base": ([PY, "-c", "pass"], None, b"")}
         for label, count, op in (("empty", 0, "prepare"), ("empty-started", 0, "started"),
-                                 ("scripts", 20, "started")):
+                                 ("policy-started", 0, "started"), ("scripts", 20, "started")):
             root = os.path.join(scratch, label)
-            entry = tree(root, count)
+            entry = tree(root, count, policy=label.startswith("policy"))
             env = dict(os.environ, NETVIRT_HOOKS_ROOT=root)
             cases[label] = ([entry, "bench", op, "begin", "-"], env, XML)
         for argv, env, stdin in cases.values():   # warm caches (and .pyc) once

@@ -79,14 +79,11 @@ def vlan(domain, port, host):
         return {"state": "skipped", "why": "not a Linux bridge port"}
     if not port.dev or not port.bridge:
         return {"state": "skipped", "why": "no tap device or bridge in the status XML"}
-    vlanapply = _core("vlanapply")
-    if isinstance(vlanapply, ImportError):
-        return _unavailable("VLAN core", vlanapply)
-    protect = frozenset([vlanapply.DEFAULT_VID]) if port.vlan.keep_default else frozenset()
+    vlanhook = _core("vlanhook")
+    if isinstance(vlanhook, ImportError):
+        return _unavailable("VLAN core", vlanhook)
     try:
-        with vlanapply.open_netlink() as ipr:      # pyroute2 sockets close on exit
-            result = vlanapply.set_port(ipr, port.dev, vlanapply.policy_table(port.vlan), exclusive=True,
-                                        protect=protect, check=True, bridge=port.bridge, need_filtering=True)
+        result = vlanhook.port_check(port)         # the hook's own per-port step, in check mode
     except KernelError as err:
         # The guest runs anyway only when the host said warn: say so plainly.
         effect = ("guest runs unfiltered in the bridge's default VLAN (settings.vlan_failure: warn)"
@@ -158,9 +155,9 @@ def _vlan_part(action, domain, host, log, check):
 def _shaping_part(action, domain, host, log, check):
     from . import shapehook
     if action == "apply":
-        done = shapehook.apply_guest(domain, host, log, check_mode=check)
+        done = shapehook.apply_guest(domain, host, log, check=check)
     else:
-        done = shapehook.teardown_guest(domain, log, check_mode=check)
+        done = shapehook.teardown_guest(domain, log, check=check)
     return [f"{label}: {a.text()}" for label, result in done or [] for a in result.actions]
 
 

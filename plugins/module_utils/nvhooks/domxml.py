@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Optional, Tuple, Union
 
 from .errors import XmlError
+from .xmlns import NS_NETVIRT
 
 MAX_XML_BYTES = 4 * 1024 * 1024
-NS_NETVIRT = "https://github.com/netvirt/libvirt_hooks/xmlns/policy/1"
 
 _U64_MAX = 2 ** 64 - 1  # libvirt stores bandwidth values as unsigned long long
 # Start of the first element; a DOCTYPE can only come before it.

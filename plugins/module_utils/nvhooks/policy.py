@@ -7,14 +7,15 @@ Formats are documented in docs/policy.md. Everything is validated on the way
 in, with errors naming the offending key (``policy.json: rules[2].inbound.peak``).
 """
 
+from __future__ import annotations   # annotations stay text: no typing import at hook time
+
 import fnmatch
 import json
-from dataclasses import dataclass, field
-from typing import Mapping, Optional, Tuple
 
 from . import units, vlanset
-from .domxml import NS_NETVIRT as NS
 from .errors import NetvirtError, PolicyError
+from .record import Factory, Record
+from .xmlns import NS_NETVIRT as NS
 
 VLAN_FAILURE = ("abort", "warn")
 UPLINK_VLANS = ("static", "dynamic")
@@ -22,8 +23,7 @@ NATIVE_BANDWIDTH = ("takeover", "libvirt")
 MAX_POLICY_BYTES = 4 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class Rate:
+class Rate(Record):
     """One direction of a port: rates in bit/s, burst in bytes."""
     average: Optional[int] = None
     peak: Optional[int] = None
@@ -40,8 +40,7 @@ class Rate:
         return out
 
 
-@dataclass(frozen=True)
-class VlanPolicy:
+class VlanPolicy(Record):
     """A bridge port's VLANs, like a switch port: access pvid plus trunk ids."""
     pvid: Optional[int] = None
     untagged: bool = True
@@ -53,22 +52,19 @@ class VlanPolicy:
                 "tagged": vlanset.format_vids(self.tagged), "keep_default": self.keep_default}
 
 
-@dataclass(frozen=True)
-class GroupSide:
+class GroupSide(Record):
     ceiling: int                   # shared by all members, bit/s
     floor: Optional[int] = None    # default guaranteed rate per member, bit/s
     burst: Optional[int] = None    # bytes
 
 
-@dataclass(frozen=True)
-class GroupPolicy:
+class GroupPolicy(Record):
     name: str
     inbound: Optional[GroupSide] = None
     outbound: Optional[GroupSide] = None
 
 
-@dataclass(frozen=True)
-class BridgePolicy:
+class BridgePolicy(Record):
     name: str
     vlan_filtering: bool = True
     default_pvid: Optional[int] = 1
@@ -78,15 +74,13 @@ class BridgePolicy:
     self_pvid: Optional[int] = None
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(Record):
     vlan_failure: str = "abort"         # abort the guest start, or only warn
     uplink_vlans: str = "static"        # dynamic: uplink carries only VLANs in use
     native_bandwidth: str = "takeover"  # takeover: we shape ports with native <bandwidth>
 
 
-@dataclass(frozen=True)
-class PortMatch:
+class PortMatch(Record):
     """Which ports a rule applies to; every given key must match."""
     guest: Optional[str] = None   # glob on the guest name
     mac: Optional[str] = None     # glob on the lower-case MAC
@@ -107,8 +101,7 @@ class PortMatch:
         return self.index is None or self.index == iface.index
 
 
-@dataclass(frozen=True)
-class PortRule:
+class PortRule(Record):
     """What one source says about a port; None means 'this source is silent'."""
     where: str
     match: PortMatch
@@ -118,12 +111,11 @@ class PortRule:
     vlan: Optional[VlanPolicy] = None
 
 
-@dataclass(frozen=True)
-class HostPolicy:
+class HostPolicy(Record):
     source: str = "(no host policy)"
     settings: Settings = Settings()
-    groups: Mapping[str, GroupPolicy] = field(default_factory=dict)
-    bridges: Mapping[str, BridgePolicy] = field(default_factory=dict)
+    groups: Mapping[str, GroupPolicy] = Factory(dict)
+    bridges: Mapping[str, BridgePolicy] = Factory(dict)
     rules: Tuple[PortRule, ...] = ()
 
 

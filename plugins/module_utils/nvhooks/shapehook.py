@@ -64,7 +64,7 @@ def handle(event, domain, host, log):
     return []
 
 
-def apply_guest(domain, host, log, check_mode=False, caps=None):
+def apply_guest(domain, host, log, check=False, caps=None):
     """Apply every shaped port; returns [(port label, tcapply.Result)]."""
     from . import resolve
     from .errors import NetvirtError
@@ -86,7 +86,7 @@ def apply_guest(domain, host, log, check_mode=False, caps=None):
     with tcapply.session() as batch:        # one socket and one ifb deletion for all the ports
         for port in work:
             try:
-                result = tcapply.apply(tcplan.plan_port(port, caps), caps, check_mode=check_mode, log=log,
+                result = tcapply.apply(tcplan.plan_port(port, caps), caps, check_mode=check, log=log,
                                        batch=batch)
             except NetvirtError as err:
                 log.error("%s: shaping failed: %s", port.label, err)
@@ -120,7 +120,7 @@ def _summary(port):
     return out
 
 
-def teardown_guest(domain, log, check_mode=False):
+def teardown_guest(domain, log, check=False):
     """Remove our objects for every non-OVS port with a tap name; never needs the policy."""
     from . import tcapply, tcplan
     from . import caps as capsmod
@@ -135,7 +135,7 @@ def teardown_guest(domain, log, check_mode=False):
             label = f"{domain.name} port {iface.index} ({iface.target_dev}, {iface.mac or 'no mac'})"
             try:
                 result = tcapply.apply(tcplan.plan_absent(iface.target_dev, mac=iface.mac, label=label), caps,
-                                       check_mode=check_mode, log=log, batch=batch)
+                                       check_mode=check, log=log, batch=batch)
             except NetvirtError as err:
                 log.error("%s: shaping teardown failed: %s", label, err)
                 failures.append(err)

@@ -282,10 +282,8 @@ def bridge_init(host, log, check=False, ipr=None):
     return changes
 
 
-def port_status(domain, port, host, ipr=None):
-    """For `netvirt-hooks status`: the port's VLANs now vs its policy."""
+def port_check(port, ipr=None):
+    """For `netvirt-hooks status`: the port's VLANs now vs its policy (check mode; raises NetvirtError)."""
     with _netlink(ipr) as nl:
         cache = {"links": vlanapply.links(nl), "tables": vlanapply.read_tables(nl)}
-        result = _port_result(nl, port, True, cache)
-    return {"state": "applied" if not result["changed"] else "drift", "kernel": result["before"],
-            "policy": result["after"], "missing_actions": result["actions"]}
+        return _port_result(nl, port, True, cache)
