@@ -34,7 +34,7 @@ def ifbs(nsrun, ns):
 
 def shaped_ports(netns, veth, nsrun, caps, count):
     ns = netns()
-    taps = [veth(ns, peer_ns=ns).name for _ in range(count)]
+    taps = [veth(ns, peer_ns=ns).name for _port in range(count)]
     for tap in taps:
         tcapply.apply(tcplan.plan_device(tap, caps, netns=ns, **POLICY), caps)
     assert set(ifbs(nsrun, ns)) == {tcplan.port_ifb(t) for t in taps}

@@ -94,8 +94,16 @@ def test_started_stopped_and_reconcile(netns, veth, nsrun, hook, tmp_path):
     nsrun(ns, "tc", "qdisc", "del", "dev", a.name, "root")
     status = hook.root / "run/libvirt/qemu/web1.xml"
     status.write_text(f"<domstatus state='running' pid='1'>{xml.read_text()}</domstatus>")
-    assert "reconciled 1" in hook(ns, "reconcile").stdout
+    # and the ifb of a guest that stopped while our hook was not installed
+    orphan = tcplan.port_ifb("nvtgone0")
+    nsrun(ns, "ip", "link", "add", orphan, "type", "ifb")
+    nsrun(ns, "ip", "link", "set", orphan, "alias", tcplan.port_ifb_alias("nvtgone0"))
+    reconciled = hook(ns, "reconcile")
+    assert "reconciled 1" in reconciled.stdout
     assert "rate 10240Kbit" in tc(nsrun, ns, "class", "show", "dev", a.name)
+    assert f"orphan removed: ifb {orphan}" in reconciled.stderr
+    names = {link["ifname"] for link in json.loads(nsrun(ns, "ip", "-j", "link", "show").stdout)}
+    assert orphan not in names and ifb in names and gi in names     # the running guest's ifbs stay
 
     hook(ns, "qemu/stopped/end", xml)
     for dev in (a.name, b.name):

@@ -17,6 +17,10 @@ from .errors import NetvirtError, PolicyError
 from .record import Factory, Record
 from .xmlns import NS_NETVIRT as NS
 
+TYPE_CHECKING = False        # typing.TYPE_CHECKING without importing typing: names for the annotations only
+if TYPE_CHECKING:
+    from typing import Mapping, Optional, Tuple
+
 VLAN_FAILURE = ("abort", "warn")
 UPLINK_VLANS = ("static", "dynamic")
 NATIVE_BANDWIDTH = ("takeover", "libvirt")
