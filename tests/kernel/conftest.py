@@ -158,3 +158,17 @@ class KernelProbe:
 def kprobe():
     """KernelProbe: kprobe.qdisc('sfq'), kprobe.tc(...), kprobe.bridge_vlan_filtering()."""
     return KernelProbe()
+
+
+@pytest.fixture
+def scratch_root(tmp_path, monkeypatch):
+    """Locks and the capability cache of the core go to a scratch tree, never /run
+    (use with ``pytestmark = pytest.mark.usefixtures("scratch_root")``)."""
+    monkeypatch.setenv("NETVIRT_HOOKS_ROOT", str(tmp_path))
+
+
+@pytest.fixture(scope="session")
+def caps():
+    """The core's capability probe of this kernel, run once (never from a cache)."""
+    from nvhooks import caps as capsmod
+    return capsmod.probe()

@@ -23,10 +23,7 @@ from nvhooks.policy import Rate
 RATE = 10_000_000
 RUN, FROM, TO = 6, 2.0, 5.0
 
-
-@pytest.fixture(autouse=True)
-def _scratch_root(tmp_path, monkeypatch):
-    monkeypatch.setenv("NETVIRT_HOOKS_ROOT", str(tmp_path))
+pytestmark = pytest.mark.usefixtures("scratch_root")
 
 
 @pytest.fixture(scope="module")

@@ -10,20 +10,10 @@ import threading
 
 import pytest
 
-from nvhooks import caps as capsmod
 from nvhooks import errors, policy, tcapply, tcplan
 from nvhooks.policy import Rate
 
-
-@pytest.fixture(autouse=True)
-def _scratch_root(tmp_path, monkeypatch):
-    """Locks and the capability cache go to a scratch tree, never /run."""
-    monkeypatch.setenv("NETVIRT_HOOKS_ROOT", str(tmp_path))
-
-
-@pytest.fixture(scope="module")
-def caps():
-    return capsmod.probe()
+pytestmark = pytest.mark.usefixtures("scratch_root")
 
 
 def tc_json(nsrun, ns, *args):

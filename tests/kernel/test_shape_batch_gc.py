@@ -4,21 +4,12 @@ import re
 
 import pytest
 
-from nvhooks import caps as capsmod
-from nvhooks import errors, shapegc, tcapply, tcplan, tcsession
+from nvhooks import errors, netlink, shapegc, tcapply, tcplan, tcsession
 
 from test_shape_apply import (POLICY, check_members, classes, links, make_members, member_plan, nv_links,
                               snapshot)
 
-
-@pytest.fixture(autouse=True)
-def _scratch_root(tmp_path, monkeypatch):
-    monkeypatch.setenv("NETVIRT_HOOKS_ROOT", str(tmp_path))
-
-
-@pytest.fixture(scope="module")
-def caps():
-    return capsmod.probe()
+pytestmark = pytest.mark.usefixtures("scratch_root")
 
 
 def same_state(nsrun, ns, dev):
@@ -81,6 +72,30 @@ def test_rollback_unparks_with_the_tc_tree(netns, veth, nsrun, caps, monkeypatch
     assert len(calls) == 2
     assert same_state(nsrun, ns, tap) == before
     check_members(nsrun, ns, members, {0})
+
+
+def test_a_rename_that_fails_leaves_the_ifb_in_service(netns, veth, nsrun, caps, monkeypatch):
+    """Parking is down + rename: when the rename fails the device comes back up, and the run rolls back."""
+    ns, members = make_members(netns, veth, nsrun, n=1)
+    tap, mac = members[0]
+    tcapply.apply(member_plan(caps, ns, tap, mac, 0), caps)
+    before = same_state(nsrun, ns, tap)
+    real_set, renames = netlink.set_link, []
+
+    def failing_set(sock, index, **attrs):
+        if attrs.get("ifname", "").startswith(tcsession.PARKED_PREFIX):
+            renames.append(attrs["ifname"])
+            if len(renames) == 2:
+                raise OSError(16, "injected: device busy")
+        return real_set(sock, index, **attrs)
+
+    monkeypatch.setattr(netlink, "set_link", failing_set)
+    with pytest.raises(errors.KernelError, match="rolled back"):
+        tcapply.apply(tcplan.plan_absent(tap, mac=mac, netns=ns), caps)
+    assert len(renames) == 2
+    assert same_state(nsrun, ns, tap) == before
+    for name in ifbs(nsrun, ns):
+        assert "UP" in json.loads(nsrun(ns, "ip", "-j", "link", "show", name).stdout)[0]["flags"]
 
 
 def test_gc_removes_port_ifbs_no_tap_uses(netns, veth, nsrun, caps):

@@ -271,9 +271,11 @@ def run_roles(tmp_path):
     against `inventory`, `variables` as extra vars (`-e @extra.json`). Either way
     `hooks_install_packages` is false. The collection is this tree, symlinked under
     tmp_path/collections, unless `collections_path` names another (an installed one).
-    `check` adds --check. ansible-playbook is the build venv's.
+    `check` adds --check. ansible-playbook is the build venv's; its exit code must be
+    `expect_rc`.
     """
-    def run(roles=(), variables=None, check=False, *, playbook=None, inventory=None, collections_path=None, cwd=None):
+    def run(roles=(), variables=None, check=False, *, playbook=None, inventory=None, collections_path=None, cwd=None,
+            expect_rc=0):
         assert bool(roles) != bool(playbook), "give roles or a playbook"
         variables = dict(variables or {})
         if collections_path is None:
@@ -299,7 +301,7 @@ def run_roles(tmp_path):
                    ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"))
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=900, env=env,
                               cwd=None if cwd is None else str(cwd), check=False)
-        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+        assert proc.returncode == expect_rc, proc.stdout[-4000:] + proc.stderr[-2000:]
         return proc.stdout
 
     return run

@@ -37,9 +37,13 @@ class Session:
 
     def park(self, index, name, alias):
         """Take ifb ``name`` out of use now; the kernel deletes it at flush."""
-        netlink.set_link(self.sock, index, state="down")
-        netlink.set_link(self.sock, index, ifname=PARKED_PREFIX + secrets.token_hex(6), ifalias=PARKED_ALIAS,
-                         group=self.group)
+        netlink.set_link(self.sock, index, state="down")       # the kernel renames only a device that is down
+        try:
+            netlink.set_link(self.sock, index, ifname=PARKED_PREFIX + secrets.token_hex(6), ifalias=PARKED_ALIAS,
+                             group=self.group)
+        except Exception:
+            netlink.set_link(self.sock, index, state="up")     # not parked: back in service as it was
+            raise
         self.parked[name] = (index, alias)
 
     def unpark(self, name):
