@@ -442,7 +442,6 @@ class _Exec:
         self._index = {dev: i for dev, i in live.index.items() if i is not None}
 
     def _lookup(self, dev):
-        # deletions ask every time (one targeted request): a device may vanish under us
         return netlink.link_index(self.sock, dev)
 
     def idx(self, dev):
@@ -492,17 +491,16 @@ class _Exec:
         self._class("change-class", self.idx(obj.dev), obj)
 
     def delete(self, obj):
-        if obj.kind == "ifb":
-            idx = self._lookup(obj.dev)
-            self._index.pop(obj.dev, None)
-            if idx is not None:
-                self.batch.park(idx, obj.dev, obj.get("alias"))   # deleted with the batch (tcsession)
-            return
-        idx = self._lookup(obj.dev)
+        # by the ifindex read (a device gone since answers ENODEV: its tc state went with it)
+        idx = self._index.pop(obj.dev, None) if obj.kind == "ifb" else self._index.get(obj.dev)
+        idx = idx or self._lookup(obj.dev)
         if idx is None:
             return                                   # device gone: its tc state went with it
         a = dict(obj.attrs)
         try:
+            if obj.kind == "ifb":
+                self.batch.park(idx, obj.dev, obj.get("alias"))   # deleted with the batch (tcsession)
+                return
             if obj.kind == "qdisc":
                 if obj.id == tcplan.CLSACT:
                     self.sock.tc("del", a["kind"], idx, a["handle"] if a["kind"] == "ingress" else 0xFFFF0000,
