@@ -21,6 +21,7 @@ _READ = 65536
 # Linux signal numbers; the signal module (and the enum module it pulls in)
 # costs more than the whole rest of a no-op hook call.
 SIGTERM, SIGKILL = 15, 9
+KILL_WAIT = 1.0   # seconds a SIGKILLed group may take to disappear before we return
 
 
 class Result:
@@ -177,8 +178,16 @@ def _finish_group(pgid, kill_at, res):
         if left <= 0:
             res.killed = "SIGKILL"
             _killpg(pgid, SIGKILL)
+            _await_gone(pgid, KILL_WAIT)
             return
         time.sleep(min(left, 0.05))  # bounded, only on the timeout path
+
+
+def _await_gone(pgid, limit):
+    """SIGKILL takes effect as each process is next scheduled: return once none is left (bounded)."""
+    end = time.monotonic() + limit
+    while group_members(pgid) and time.monotonic() < end:
+        time.sleep(0.01)
 
 
 def _reap(pid):
