@@ -130,17 +130,6 @@ def explain(guest, host):
         raise CliError(str(err), EXIT_BAD_POLICY) from None
 
 
-def _log():
-    log = logging.getLogger("netvirt-hooks")
-    if not log.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        log.propagate = False
-    return log
-
-
 def collect(check):
     from . import caps, shapegc, shapehook
     try:
@@ -154,7 +143,13 @@ def collect(check):
 def change(action, guest, host, check):
     domain = load_guest(guest)
     resolve_ports(domain, host)  # bad policy: exit 4 before touching anything
-    log = _log()
+    log = logging.getLogger("netvirt-hooks")
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
     result = cli_probe.run_handlers(action, domain, host, log, check)
     code = EXIT_OK
     if result.get("errors"):

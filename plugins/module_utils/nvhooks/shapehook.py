@@ -179,7 +179,7 @@ def _our_ifbs_exist():
     for path in glob.glob("/sys/class/net/*/ifalias"):
         try:
             with open(path, "rb") as handle:
-                if handle.read(8) == b"netvirt ":
+                if handle.read(8) == b"netvirt ":     # tcplan.ALIAS_PREFIX (tcplan is not imported here)
                     return True
         except OSError:
             continue

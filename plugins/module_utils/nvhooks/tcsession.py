@@ -13,9 +13,9 @@ real name at once (a port started again right away creates a fresh one),
 and a rollback in the same batch un-parks the device with its tc tree.
 
 The group number is random in [2^30, 2^31) per batch (positive as iproute2
-prints it); iproute2's named groups (/etc/iproute2/group) are small numbers. If the process dies before
-the end of the batch, the parked ifbs are found by their alias and removed
-by the orphan collection (shapegc).
+prints it); iproute2's named groups (/etc/iproute2/group) are small
+numbers. If the process dies before the end of the batch, the parked ifbs
+are found by their alias and removed by the orphan collection (shapegc).
 """
 
 import contextlib
