@@ -30,7 +30,7 @@ XML = (b"<domain type='qemu'><name>bench</name><uuid>1b4e28ba-2fa1-11d2-883f-001
 ENTRY = """#!/usr/bin/python3 -I
 import sys
 sys.path.insert(0, %r)
-from nvhooks.dispatch import main
+from nvhooks.dispatch.dispatcher import main
 sys.exit(main("qemu", sys.argv[1:]))
 """ % os.path.join(REPO, "plugins", "module_utils")
 

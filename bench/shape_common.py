@@ -14,7 +14,8 @@ import uuid
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "plugins", "module_utils"))
 
-from nvhooks import caps as nvcaps, policy, tcapply, tcplan  # noqa: E402  pylint: disable=wrong-import-position
+from nvhooks.shaping import caps as nvcaps, apply as tcapply, plan as tcplan
+from nvhooks.policy import model as policy  # noqa: E402  pylint: disable=wrong-import-position
 
 _MADE = []
 

@@ -206,7 +206,8 @@ try:
 except ImportError:
     HAS_PYROUTE2, PYROUTE2_ERROR = False, traceback.format_exc()
 
-from ansible_collections.netvirt.libvirt_hooks.plugins.module_utils.nvhooks import vlanapply, vlanset
+from ansible_collections.netvirt.libvirt_hooks.plugins.module_utils.nvhooks.vlan import apply as vlanapply
+from ansible_collections.netvirt.libvirt_hooks.plugins.module_utils.nvhooks.policy import vlanset
 from ansible_collections.netvirt.libvirt_hooks.plugins.module_utils.nvhooks.errors import NetvirtError
 
 

@@ -171,8 +171,8 @@ order:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netvirt.libvirt_hooks.plugins.module_utils.nvhooks import conf as confmod
-from ansible_collections.netvirt.libvirt_hooks.plugins.module_utils.nvhooks import dispatch, hookscript
+from ansible_collections.netvirt.libvirt_hooks.plugins.module_utils.nvhooks.dispatch import conf as confmod
+from ansible_collections.netvirt.libvirt_hooks.plugins.module_utils.nvhooks.dispatch import dispatcher as dispatch, hookscript
 from ansible_collections.netvirt.libvirt_hooks.plugins.module_utils.nvhooks.errors import NetvirtError
 
 
@@ -210,7 +210,7 @@ def main():
                     with open(p["src"], "rb") as handle:
                         content = handle.read(hookscript.MAX_SCRIPT_BYTES + 1)
                 except OSError as err:
-                    module.fail_json(msg="src: cannot read %s: %s" % (p["src"], err.strerror))
+                    module.fail_json(msg=f"src: cannot read {p['src']}: {err.strerror}")
             else:
                 content = p["content"].encode("utf-8")
             values = hookscript.conf_values(p["timeout"], p["fail"], p["xml_filter"], p["log_level"], p["config"])
@@ -225,7 +225,7 @@ def main():
         try:
             plan.apply()
         except (OSError, NetvirtError) as err:
-            module.fail_json(msg="cannot install %s: %s" % (p["name"], err), **result)
+            module.fail_json(msg=f"cannot install {p['name']}: {err}", **result)
     module.exit_json(**result)
 
 

@@ -255,8 +255,9 @@ except ImportError:
 else:
     PYROUTE2_ERROR = None
 
-from ansible_collections.netvirt.libvirt_hooks.plugins.module_utils.nvhooks import caps as nvcaps
-from ansible_collections.netvirt.libvirt_hooks.plugins.module_utils.nvhooks import policy, tcapply, tcplan, units
+from ansible_collections.netvirt.libvirt_hooks.plugins.module_utils.nvhooks.shaping import caps as nvcaps
+from ansible_collections.netvirt.libvirt_hooks.plugins.module_utils.nvhooks.policy import model as policy, units
+from ansible_collections.netvirt.libvirt_hooks.plugins.module_utils.nvhooks.shaping import apply as tcapply, plan as tcplan
 from ansible_collections.netvirt.libvirt_hooks.plugins.module_utils.nvhooks.errors import NetvirtError
 
 RATE_SPEC = dict(average=dict(type="raw"), peak=dict(type="raw"), burst=dict(type="raw"), floor=dict(type="raw"))

@@ -45,7 +45,7 @@ class Tree:
 
 def call(driver, args, stdin=b""):
     """Run the dispatcher in-process: (rc, stdout bytes, stderr text)."""
-    from nvhooks import dispatch
+    from nvhooks.dispatch import dispatcher as dispatch
     out, err = io.BytesIO(), io.StringIO()
     rc = dispatch.main(driver, list(args), stdin=io.TextIOWrapper(io.BytesIO(stdin)), stdout=out, stderr=err)
     return rc, out.getvalue(), err.getvalue()

@@ -170,5 +170,5 @@ def scratch_root(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def caps():
     """The core's capability probe of this kernel, run once (never from a cache)."""
-    from nvhooks import caps as capsmod
+    from nvhooks.shaping import caps as capsmod
     return capsmod.probe()

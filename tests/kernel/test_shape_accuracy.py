@@ -16,9 +16,9 @@ import time
 
 import pytest
 
-from nvhooks import caps as capsmod
-from nvhooks import tcapply, tcplan
-from nvhooks.policy import Rate
+from nvhooks.shaping import caps as capsmod
+from nvhooks.shaping import apply as tcapply, plan as tcplan
+from nvhooks.policy.model import Rate
 
 RATE = 10_000_000
 RUN, FROM, TO = 6, 2.0, 5.0

@@ -10,8 +10,10 @@ import threading
 
 import pytest
 
-from nvhooks import errors, policy, tcapply, tcplan
-from nvhooks.policy import Rate
+from nvhooks import errors
+from nvhooks.policy import model as policy
+from nvhooks.shaping import apply as tcapply, plan as tcplan
+from nvhooks.policy.model import Rate
 
 pytestmark = pytest.mark.usefixtures("scratch_root")
 

@@ -4,7 +4,9 @@ import re
 
 import pytest
 
-from nvhooks import errors, netlink, shapegc, tcapply, tcplan, tcsession
+from nvhooks import errors
+from nvhooks.kernel import netlink
+from nvhooks.shaping import gc as shapegc, apply as tcapply, plan as tcplan, session as tcsession
 
 from test_shape_apply import (POLICY, check_members, classes, links, make_members, member_plan, nv_links,
                               snapshot)

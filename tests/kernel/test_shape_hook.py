@@ -10,12 +10,13 @@ import textwrap
 
 import pytest
 
-from nvhooks import tcplan
+from nvhooks.shaping import plan as tcplan
 
 RUNNER = textwrap.dedent("""
     import logging, sys
     sys.path.insert(0, sys.argv[1])
-    from nvhooks import domxml, policy, shapehook
+    from nvhooks.policy import domxml, model as policy
+    from nvhooks.shaping import hook as shapehook
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     log = logging.getLogger("t")
     host = policy.load_host_policy(sys.argv[3])

@@ -6,7 +6,7 @@ Also the reverse: our canonical value written with units.tc_*_word.
 """
 import pytest
 
-from nvhooks import units
+from nvhooks.policy import units
 
 # (our string or libvirt int, the same amount in tc's words)
 RATES = [

@@ -9,7 +9,8 @@ import logging
 
 import pytest
 
-from nvhooks import domxml, policy, vlanapply, vlanhook
+from nvhooks.policy import domxml, model as policy
+from nvhooks.vlan import apply as vlanapply, hook as vlanhook
 from nvhooks.errors import KernelError, PolicyError
 
 

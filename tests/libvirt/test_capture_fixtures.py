@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from conftest import domain_xml
-from nvhooks import domxml
+from nvhooks.policy import domxml
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures", "domains")
 NAME = "nvt-fixture"

@@ -171,7 +171,7 @@ def test_both_layouts_run_in_documented_order_with_args_stdin_and_logs(hooks, gu
     started = [c.split("|")[0] for c in got if " started begin " in c]
     assert started == ["foreign-qemu", "order-a", "all_order-b", "started_order-c"]
     sys.path.insert(0, os.path.join(REPO, "plugins", "module_utils"))
-    from nvhooks import dispatch
+    from nvhooks.dispatch import dispatcher as dispatch
     documented = ["foreign-qemu" if i["kind"] == "original" else i["path"].rsplit("/", 1)[1]
                   for i in dispatch.query("qemu/started/begin") if i["kind"] in ("original", "script")]
     assert documented == started
@@ -196,7 +196,7 @@ def test_timeout_kills_group_and_background_child_does_not_block(hooks, guest):
         with open(WORK + "/forker.child") as handle:
             child = int(handle.read())
         sys.path.insert(0, os.path.join(REPO, "plugins", "module_utils"))
-        from nvhooks import runner
+        from nvhooks.dispatch import runner
         assert runner.group_members(pgid) == []
         assert "timed out after 2s; process group %d killed" % pgid in hook_log("qemu_started_begin", g.name, "nvt-slow")
         os.kill(child, 0)   # the sleeper still runs: the hook did not wait for it

@@ -181,7 +181,7 @@ def test_orphans_of_guests_stopped_without_our_hook_are_collected(fleet, libvirt
     """Guests stop while our qemu hook is not installed: their ifbs and group
     memberships stay behind; `netvirt-hooks gc --check` lists them and the
     next libvirtd start removes exactly those."""
-    from nvhooks import tcplan                                   # names only; the hook does the work
+    from nvhooks.shaping import plan as tcplan                                   # names only; the hook does the work
     guests, taps = fleet
     gone_port_ifb = tcplan.port_ifb(guests[2].taps()[0])
     gi, go = tcplan.group_ifb("rcgrp", "inbound"), tcplan.group_ifb("rcgrp", "outbound")

@@ -35,7 +35,8 @@ def ifbs():
 
 def planned_state_in_sync(guest_name):
     """The core's own verdict: for every shaped port, check mode finds nothing to change."""
-    from nvhooks import caps, domxml, policy, resolve, tcapply, tcplan
+    from nvhooks.shaping import caps, apply as tcapply, plan as tcplan
+    from nvhooks.policy import domxml, model as policy, resolve
     domain = domxml.read_status_xml(f"/run/libvirt/qemu/{guest_name}.xml")
     host = policy.load_host_policy("/etc/libvirt/hooks/netvirt/policy.json")
     kcaps = caps.get()
@@ -69,7 +70,7 @@ def test_guest_ports_shaped_at_start_and_clean_after_destroy(restore_host, run_r
     # and, read with tc itself: host policy on the bridge port, metadata on the ethernet port
     assert "rate 8Mbit ceil 16Mbit" in sh("tc", "class", "show", "dev", tap_br).stdout
     assert "rate 10240Kbit ceil 10240Kbit" in sh("tc", "class", "show", "dev", tap_eth).stdout  # 1250 KiB/s
-    from nvhooks import tcplan
+    from nvhooks.shaping import plan as tcplan
     have = ifbs()
     port_ifb, group_ifb = tcplan.port_ifb(tap_eth), tcplan.group_ifb(group, "outbound")
     assert have.get(port_ifb) == tcplan.port_ifb_alias(tap_eth)

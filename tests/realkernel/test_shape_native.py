@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from nvhooks import caps as capsmod
-from nvhooks import tcapply, tcplan
-from nvhooks.policy import Rate
+from nvhooks.shaping import caps as capsmod
+from nvhooks.shaping import apply as tcapply, plan as tcplan
+from nvhooks.policy.model import Rate
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from nvhooks import vlanapply
+from nvhooks.vlan import apply as vlanapply
 from nvhooks.errors import KernelError, PolicyError
 
 _spec = importlib.util.spec_from_file_location(

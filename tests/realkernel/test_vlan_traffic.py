@@ -12,8 +12,9 @@ import os
 
 import pytest
 
-from nvhooks import domxml, policy, vlanapply, vlanhook
-from nvhooks.event import Event
+from nvhooks.policy import domxml, model as policy
+from nvhooks.vlan import apply as vlanapply, hook as vlanhook
+from nvhooks.dispatch.event import Event
 
 _spec = importlib.util.spec_from_file_location(
     "nvt_kernel_fixtures", os.path.join(os.path.dirname(__file__), "..", "kernel", "conftest.py"))

@@ -10,7 +10,9 @@ import os
 
 import pytest
 
-from nvhooks import cli
+import nvhooks
+
+from nvhooks.cli import command as cli
 
 GUEST = """<domstatus state='running' pid='4242'>
 <domain type='qemu' id='3'>
@@ -157,11 +159,11 @@ def test_status_no_guests(tmp_path, monkeypatch, capsys):
 
 def test_help_teaches_and_imports_nothing_heavy():
     """--help lists examples and exit codes, and loads no lxml/pyroute2."""
-    here = os.path.dirname(os.path.abspath(cli.__file__))
+    here = os.path.dirname(os.path.abspath(nvhooks.__file__))
     code = ("import sys; sys.path.insert(0, %r); sys.argv=['netvirt-hooks','--help']\n"
             "from nvhooks import cli\n"
             "try: cli.main()\nexcept SystemExit: pass\n"
-            "bad = [m for m in ('lxml', 'pyroute2', 'nvhooks.cli_run', 'json') if m in sys.modules]\n"
+            "bad = [m for m in ('lxml', 'pyroute2', 'nvhooks.cli.run', 'json') if m in sys.modules]\n"
             "print('LOADED', bad)") % os.path.dirname(here)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "netvirt-hooks status web1" in proc.stdout
@@ -190,7 +192,7 @@ def test_status_lists_scripts_in_dispatcher_order(root, capsys):
 
 def test_status_drift_is_exit_1_and_shows_the_diff(root, capsys, monkeypatch):
     """The exit code follows the probes' verdict (real probes: tests/libvirt/test_cli_libvirt.py)."""
-    from nvhooks import cli_probe
+    from nvhooks.cli import probe as cli_probe
 
     def shaping(domain, port, host, counters):
         if port.index == 1:
@@ -210,7 +212,7 @@ def test_status_drift_is_exit_1_and_shows_the_diff(root, capsys, monkeypatch):
 
 
 def test_apply_check_exit_codes(root, capsys, monkeypatch):
-    from nvhooks import cli_probe
+    from nvhooks.cli import probe as cli_probe
     result = {"changed": True, "changes": ["web1 port 1: add class htb 1:1"], "errors": []}
     monkeypatch.setattr(cli_probe, "run_handlers", lambda *a: dict(result))
     code, out, _err = run(capsys, "apply", "web1", "--check")

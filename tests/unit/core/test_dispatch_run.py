@@ -6,7 +6,7 @@ import pytest
 
 from hooktree import XML, Tree, call
 
-from nvhooks import runner
+from nvhooks.dispatch import runner
 
 
 @pytest.fixture

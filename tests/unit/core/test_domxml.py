@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from nvhooks import domxml
-from nvhooks.domxml import BandwidthSide, Vlan, VlanTag
+from nvhooks.policy import domxml
+from nvhooks.policy.domxml import BandwidthSide, Vlan, VlanTag
 from nvhooks.errors import NetvirtError, XmlError
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "domains")
@@ -341,8 +341,8 @@ def test_read_status_xml_errors(tmp_path):
 
 def test_import_does_not_load_lxml():
     # Hook events without XML work must not pay for lxml.
-    code = "import sys, nvhooks.domxml; print('lxml' in sys.modules)"
-    here = os.path.dirname(domxml.__file__)
+    code = "import sys, nvhooks.policy.domxml; print('lxml' in sys.modules)"
+    here = os.path.dirname(os.path.dirname(domxml.__file__))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env=dict(os.environ, PYTHONPATH=os.path.dirname(here)))
     assert out.stdout.strip() == "False"

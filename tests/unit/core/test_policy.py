@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from nvhooks import domxml, policy
+from nvhooks.policy import domxml, model as policy
 from nvhooks.errors import PolicyError
 
 GOOD = {

@@ -6,10 +6,10 @@ import sys
 
 import pytest
 
-from nvhooks import policycheck
+from nvhooks.policy import fragments as policycheck
 from nvhooks.errors import PolicyError
 
-MODULE_UTILS = os.path.dirname(os.path.dirname(os.path.abspath(policycheck.__file__)))
+MODULE_UTILS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(policycheck.__file__))))
 
 SHAPING = {
     "version": 1,
@@ -99,7 +99,7 @@ def test_rename_where_points_at_variable():
 def run_cli(*args, stdin=None):
     """The validator as roles call it: a fresh interpreter, core on sys.path."""
     code = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
-            "from nvhooks.policycheck import main; sys.exit(main())")
+            "from nvhooks.policy.fragments import main; sys.exit(main())")
     return subprocess.run([sys.executable, "-c", code, MODULE_UTILS, *args], input=stdin,
                           capture_output=True, text=True, timeout=60, check=False)
 

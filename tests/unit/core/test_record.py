@@ -1,7 +1,7 @@
 """record.Record: the frozen-dataclass behaviour the policy model relies on."""
 import pytest
 
-from nvhooks.record import Factory, Record
+from nvhooks.policy.record import Factory, Record
 
 
 class Point(Record):

@@ -1,7 +1,7 @@
 """Precedence (host rules > guest metadata > native <bandwidth>) and explain."""
 import pytest
 
-from nvhooks import domxml, policy, resolve
+from nvhooks.policy import domxml, model as policy, resolve
 from nvhooks.errors import PolicyError
 
 DOMAIN = """<domain type='qemu'><name>web-1</name><uuid>0b5f8a2e-8f6a-4d27-9d8c-1c1b3c1d2e3f</uuid>

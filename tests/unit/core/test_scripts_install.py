@@ -5,8 +5,8 @@ import pytest
 
 from hooktree import XML, Tree, call
 
-from nvhooks import conf as confmod
-from nvhooks import hookscript
+from nvhooks.dispatch import conf as confmod
+from nvhooks.dispatch import hookscript
 
 BODY = b'#!/bin/sh\necho "$NETVIRT_HOOK_EVENT $1" >> "$NETVIRT_HOOKS_ROOT/calls"\n'
 

@@ -5,7 +5,7 @@ import pytest
 
 from hooktree import Tree
 
-from nvhooks import dispatch
+from nvhooks.dispatch import dispatcher as dispatch
 
 
 @pytest.fixture

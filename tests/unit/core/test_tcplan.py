@@ -1,10 +1,11 @@
 """The pure shaping planner: names, exact kernel values, groups, precedence effects."""
 import pytest
 
-from nvhooks import policy, resolve, tcplan
-from nvhooks.caps import Caps
+from nvhooks.policy import model as policy, resolve
+from nvhooks.shaping import plan as tcplan
+from nvhooks.shaping.caps import Caps
 from nvhooks.errors import KernelError, PolicyError
-from nvhooks.policy import Rate
+from nvhooks.policy.model import Rate
 
 CAPS = Caps(leaf="fq_codel", tick_in_usec=15.625)
 BARE = Caps(leaf="pfifo", tick_in_usec=15.625)
@@ -180,7 +181,7 @@ class Ev:
 
 
 def test_hook_wants_is_cheap_and_selective():
-    from nvhooks import shapehook
+    from nvhooks.shaping import hook as shapehook
     empty = policy.HostPolicy()
     with_rules = policy.parse_host_policy({"rules": [{"match": {"guest": "*"}, "inbound": {"average": 100}}]})
     xml = b"<domain><devices><interface type='bridge'><bandwidth><inbound average='100'/></bandwidth>"

@@ -1,7 +1,7 @@
 """Units: libvirt integers, human strings and tc's words, converted exactly."""
 import pytest
 
-from nvhooks import units
+from nvhooks.policy import units
 from nvhooks.errors import UnitError
 
 

@@ -3,7 +3,8 @@ import logging
 
 import pytest
 
-from nvhooks import domxml, policy, vlanapply, vlanhook
+from nvhooks.policy import domxml, model as policy
+from nvhooks.vlan import apply as vlanapply, hook as vlanhook
 from nvhooks.errors import KernelError, PolicyError
 
 PU = vlanapply.FLAG_PVID | vlanapply.FLAG_UNTAGGED

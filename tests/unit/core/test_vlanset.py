@@ -1,7 +1,7 @@
 """VLAN id sets."""
 import pytest
 
-from nvhooks import vlanset
+from nvhooks.policy import vlanset
 from nvhooks.errors import PolicyError
 
 

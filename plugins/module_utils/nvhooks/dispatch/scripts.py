@@ -1,0 +1,227 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netvirt developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Which steps an event runs, in the one documented order, and are they safe.
+
+The order (docs/hooks.md "Order"):
+
+1. the operator's original entry program (``netvirt/original/<driver>``);
+2. the built-in handlers: qemu/lxc ``vlanhook`` then ``shapehook``;
+   ``daemon/start`` and ``daemon/reload`` ``vlanhook.bridge_init`` then
+   ``shapehook.reconcile_all``;
+3. the per-event folder ``<driver>_<op>_<subop>.d/`` (``daemon_<op>.d/``),
+   sorted by entry name;
+4. qemu only: the custom folder, ``<op>_<name>`` and ``all_<name>`` sorted
+   by the name after the prefix (then by full name);
+5. after our entry program returns, libvirt itself runs ``<driver>.d/*``;
+   we never run those (a script linked from there is skipped here).
+
+A script reached twice (symlinks) runs once, at its first position.
+"""
+
+import os
+import stat
+
+from . import conf as confmod
+
+_BACKUP_SUFFIXES = ("~", ".swp", ".bak", ".orig", ".rpmnew", ".rpmsave", ".rpmorig",
+                    ".dpkg-old", ".dpkg-new", ".dpkg-dist", ".dpkg-tmp", ".ucf-old", ".ucf-dist")
+
+
+class Step:
+    """One thing the dispatcher runs (or refuses) for an event."""
+
+    __slots__ = ("kind", "name", "path", "target", "source", "conf", "problem",
+                 "severity", "handler", "function")
+
+    def __init__(self, kind, name, path=None, target=None, source=None):
+        self.kind = kind          # original | builtin | script
+        self.name = name          # conf/log name
+        self.path = path          # as found (argv[0])
+        self.target = target      # resolved, checked, executed
+        self.source = source
+        self.conf = None
+        self.problem = None       # why it does not run
+        self.severity = None      # skip (WARNING, not a failure) | refuse (ERROR, a failure)
+        self.handler = None       # builtin: a dispatch.handlers.Handler
+        self.function = None      # builtin: handle | daemon
+
+    def as_dict(self):
+        out = {"kind": self.kind, "name": self.name, "source": self.source,
+               "path": self.path, "target": self.target,
+               "status": "runs" if self.problem is None else f"{self.severity}: {self.problem}"}
+        if self.kind == "builtin":
+            out["status"] = "runs when its wants() matches" if self.problem is None else out["status"]
+            out["function"] = self.handler.step_name(self.function) if self.handler else self.name
+        if self.conf is not None:
+            out.update(timeout=self.conf.timeout, fail=self.conf.fail,
+                       xml_filter=self.conf.xml_filter, conf_file=self.conf.source)
+        return out
+
+
+def skip_name(name):
+    return name.startswith(".") or name.endswith(_BACKUP_SUFFIXES)
+
+
+class Safety:
+    """Ownership/permission checks, with a per-directory cache."""
+
+    def __init__(self):
+        self.trusted = {0, os.geteuid()}
+        self._dirs = {}
+
+    def _problem(self, st, what):
+        if st.st_uid not in self.trusted:
+            return f"{what} is owned by uid {int(st.st_uid)}, not root"
+        if st.st_mode & 0o022:
+            # A root-owned sticky dir (/tmp) lets nobody else rename or remove
+            # root's entries in it, so it cannot be used to swap a script.
+            if not (stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX and st.st_uid == 0):
+                return "%s is %s-writable (mode %04o)" % (
+                    what, "world" if st.st_mode & 0o002 else "group", stat.S_IMODE(st.st_mode))
+        return None
+
+    def dir_problem(self, path):
+        """The first unsafe directory from / down to ``path``, or None."""
+        if path in self._dirs:
+            return self._dirs[path]
+        parent = os.path.dirname(path)
+        problem = self.dir_problem(parent) if parent != path else None
+        if problem is None:
+            try:
+                problem = self._problem(os.lstat(path), f"folder {path}")
+            except OSError as err:
+                problem = f"folder {path}: {err.strerror}"
+        self._dirs[path] = problem
+        return problem
+
+    def check(self, step):
+        """Resolve the step's path; set problem/severity when it must not run."""
+        try:
+            target = os.path.realpath(step.path)
+            st = os.stat(target)
+        except OSError as err:
+            return _set(step, "refuse", f"cannot resolve {step.path}: {err.strerror}")
+        step.target = target
+        if not stat.S_ISREG(st.st_mode):
+            return _set(step, "refuse", f"{target} is not a regular file")
+        problem = (self.dir_problem(os.path.dirname(os.path.abspath(step.path)))
+                   or self.dir_problem(os.path.dirname(target))
+                   or self._problem(st, f"script {target}"))
+        if problem is None and os.path.islink(step.path):
+            # A symlink's own mode bits mean nothing; its owner does.
+            link_uid = os.lstat(step.path).st_uid
+            if link_uid not in self.trusted:
+                problem = f"symlink {step.path} is owned by uid {int(link_uid)}, not root"
+        if problem:
+            return _set(step, "refuse", problem)
+        if not st.st_mode & 0o111:
+            return _set(step, "skip", f"{target} is not executable")
+        return None
+
+
+def _set(step, severity, problem):
+    step.severity, step.problem = severity, problem
+
+
+def _entries(folder):
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    except OSError:
+        return None
+    return [name for name in names if not skip_name(name)]
+
+
+def custom_prefix_key(name, op):
+    """Sort key for a custom-folder entry applying to ``op``, or None."""
+    for prefix in (f"{op}_", "all_"):
+        if name.startswith(prefix) and len(name) > len(prefix):
+            return (name[len(prefix):], name)
+    return None
+
+
+def plan(event, dconf, hooks_dir, originals_dir):
+    """Every step for ``event`` in order, checked, with its conf loaded."""
+    steps = []
+    safety = Safety()
+    original = os.path.join(originals_dir, event.driver)
+    if os.path.lexists(original):
+        steps.append(Step("original", f"original-{event.driver}", original, source="original entry program"))
+    if dconf.builtins:
+        steps.extend(_builtins(event))
+    folder = os.path.join(dconf.events_dir, event.folder)
+    names = _entries(folder)
+    if names is None:
+        steps.append(_unreadable(folder))
+    for name in sorted(names or ()):
+        steps.append(Step("script", name, os.path.join(folder, name), source=event.folder))
+    if event.driver == "qemu":
+        names = _entries(dconf.custom_dir)
+        if names is None:
+            steps.append(_unreadable(dconf.custom_dir))
+        keyed = sorted((key, name) for name in names or () for key in [custom_prefix_key(name, event.op)] if key)
+        for _key, name in keyed:
+            steps.append(Step("script", name, os.path.join(dconf.custom_dir, name),
+                              source=f"{os.path.basename(dconf.custom_dir)}/"))
+    libvirt_own = os.path.realpath(os.path.join(hooks_dir, f"{event.driver}.d")) + os.sep
+    seen = {}
+    for step in steps:
+        if step.kind == "builtin":
+            continue
+        if step.path is not None and step.problem is None:
+            safety.check(step)
+        if step.target is None:
+            continue
+        # Conf and logs are per script, not per link: name it by what it runs.
+        if step.kind == "script":
+            step.name = os.path.basename(step.target)
+        if step.target.startswith(libvirt_own):
+            _set(step, "skip", f"libvirt itself runs {step.target} from {libvirt_own}")
+        elif step.target in seen and step.problem is None:
+            _set(step, "skip", f"already runs as {seen[step.target]}")
+        elif step.problem is None:
+            seen[step.target] = step.path
+    for step in steps:
+        if step.kind != "builtin" and step.severity != "skip":
+            try:
+                step.conf = confmod.load_script(step.name, dconf)
+            except confmod.ConfError as err:
+                if step.problem is None:
+                    _set(step, "refuse", f"bad conf: {err}")
+    return steps
+
+
+def _builtins(event):
+    """The built-in handler steps for ``event`` (dispatch.handlers, in its order)."""
+    if event.guest is None and event.driver != "daemon":
+        return []             # network events: no handler, and no import
+    try:
+        from . import handlers
+    except ImportError as err:
+        # A broken install must not break guests: one step that says why.
+        step = Step("builtin", "built-in handlers", source="built-in handler")
+        _set(step, "skip", f"not available: {err}")
+        return [step]
+    steps = []
+    for handler, function in handlers.for_event(event):
+        step = Step("builtin", handler.name, source="built-in handler")
+        step.handler, step.function = handler, function
+        steps.append(step)
+    return steps
+
+
+def _unreadable(folder):
+    step = Step("script", os.path.basename(folder), folder, source=folder)
+    _set(step, "refuse", f"cannot list folder {folder}")
+    return step
+
+
+def libvirt_tail(event, hooks_dir):
+    """What libvirt runs on its own after our entry program (query view)."""
+    folder = os.path.join(hooks_dir, f"{event.driver}.d")
+    return [{"kind": "libvirt", "name": name, "path": os.path.join(folder, name),
+             "source": f"{event.driver}.d/ (run by libvirt after the entry program)",
+             "status": "run by libvirt, not by the dispatcher"}
+            for name in sorted(_entries(folder) or ())]

@@ -1,0 +1,410 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netvirt developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Thin pyroute2 helpers: sockets (also in a named netns), links, tc objects.
+
+Works with pyroute2 0.7.2 (Debian 12) and 0.9.x. Differences handled here:
+
+* netns: 0.9 has ``IPRoute(netns=name)``; 0.7's ``NetNS`` runs a helper
+  process and cannot carry our own message classes, so there we switch this
+  thread into the namespace just long enough to open the socket (a netlink
+  socket stays bound to the namespace it was opened in).
+* u32 keys at negative offsets (MAC addresses, relative to the network
+  header): pyroute2's key parser cannot express them in either version, so
+  member filters are sent with our own selector encoding.
+* HTB rates above 2^32-1 bytes/s need rate64, which 0.7 cannot send: the
+  planner refuses such rates with a clear error.
+
+pyroute2 is imported inside functions only.
+"""
+
+import contextlib
+import ctypes
+import ctypes.util
+import errno
+import importlib.util
+import os
+import struct
+import threading
+
+from ..errors import KernelError, NetvirtError
+
+CLONE_NEWNET = 0x40000000
+_libc = None
+_setns_lock = threading.Lock()
+
+
+def pyroute2_version():
+    try:
+        from pyroute2 import __version__ as version
+    except ImportError:
+        return None
+    return version
+
+
+def is_09():
+    """pyroute2 >= 0.9 (asyncio core); Debian's 0.7.2 reports its version as 'unknown'."""
+    import pyroute2
+    return hasattr(pyroute2, "AsyncIPRoute")
+
+
+def require():
+    """Import pyroute2 or raise a clear error."""
+    if importlib.util.find_spec("pyroute2") is None:
+        raise NetvirtError("the Python library pyroute2 is required for shaping (Debian: python3-pyroute2)")
+
+
+def _setns(fd):
+    global _libc  # pylint: disable=global-statement
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+@contextlib.contextmanager
+def ipr(netns=None):
+    """An IPRoute bound to ``netns`` (a name under /run/netns) or the current one."""
+    require()
+    from pyroute2 import IPRoute
+    if netns is None:
+        sock = IPRoute()
+    elif not os.path.exists(f"/run/netns/{netns}"):
+        raise NetvirtError("no such network namespace", f"netns {netns}")
+    elif is_09():
+        sock = IPRoute(netns=netns)
+    else:
+        with _setns_lock:
+            own = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY)
+            target = os.open(f"/run/netns/{netns}", os.O_RDONLY)
+            try:
+                _setns(target)
+                try:
+                    sock = IPRoute()
+                finally:
+                    _setns(own)
+            finally:
+                os.close(own)
+                os.close(target)
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+# ------------------------------------------------------------------ links
+
+def link_index(sock, name):
+    """ifindex of ``name`` or None (one targeted request: pyroute2 0.9's link_lookup dumps every link)."""
+    found = _link_get(sock, ifname=name)
+    return found[0] if found else None
+
+
+def link_info(sock, index):
+    """{'name', 'kind', 'alias', 'mac', 'mtu', 'up'} of a link."""
+    (msg,) = sock.get_links(index)
+    info = msg.get_attr("IFLA_LINKINFO")
+    return {"name": msg.get_attr("IFLA_IFNAME"), "kind": info.get_attr("IFLA_INFO_KIND") if info else None,
+            "alias": msg.get_attr("IFLA_IFALIAS"), "mac": msg.get_attr("IFLA_ADDRESS"),
+            "mtu": msg.get_attr("IFLA_MTU"), "up": bool(msg["flags"] & 1)}
+
+
+def link_tuple(msg):
+    """(index, name, kind, alias) of a link message."""
+    info = msg.get_attr("IFLA_LINKINFO")
+    return (msg["index"], msg.get_attr("IFLA_IFNAME"), info.get_attr("IFLA_INFO_KIND") if info else None,
+            msg.get_attr("IFLA_IFALIAS"))
+
+
+def links(sock):
+    """[(index, name, kind, alias)] of every link in the namespace."""
+    return [link_tuple(msg) for msg in sock.get_links()]
+
+
+def ifb_links(sock):
+    """Like links(), only ifb devices: the kernel filters the dump by kind (cheap with many taps)."""
+    try:
+        return [link_tuple(msg) for msg in sock.link("dump", kind="ifb")]
+    except Exception:  # pylint: disable=broad-except  # an old kernel without kind-filtered dumps
+        return [link for link in links(sock) if link[2] == "ifb"]
+
+
+def lookup(sock, name):
+    """link_tuple of ``name`` (one targeted request) or None."""
+    return _link_get(sock, ifname=name)
+
+
+def _link_get(sock, **key):
+    try:
+        msgs = sock.link("get", **key)
+    except Exception:  # pylint: disable=broad-except  # NetlinkError ENODEV
+        return None
+    for msg in msgs:
+        return link_tuple(msg)
+    return None
+
+
+def add_ifb(sock, name, alias):
+    """Create ifb ``name`` with ``alias`` and bring it up; return its index."""
+    try:
+        sock.link("add", ifname=name, kind="ifb")
+    except Exception as err:  # pyroute2 NetlinkError; EOPNOTSUPP without the ifb driver
+        code = getattr(err, "code", None)
+        if code == errno.EEXIST:
+            raise KernelError("device already exists and is not ours (its alias does not say netvirt)",
+                              name) from None
+        if code in (errno.EOPNOTSUPP, errno.ENOENT):
+            raise KernelError("cannot create an ifb device: the kernel lacks CONFIG_IFB (module ifb)", name) \
+                from None
+        raise
+    index = link_index(sock, name)
+    sock.link("set", index=index, ifalias=alias, txqlen=1000)
+    sock.link("set", index=index, state="up")
+    return index
+
+
+def del_link(sock, index):
+    sock.link("del", index=index)
+
+
+def set_link(sock, index, **attrs):
+    """One RTM_NEWLINK on ``index`` (state, ifname, ifalias, group, ...)."""
+    sock.link("set", index=index, **attrs)
+
+
+def del_links(sock, group, indexes):
+    """Delete the devices ``indexes``, all in link group ``group`` and only them, in one request if possible.
+
+    RTM_DELLINK with only IFLA_GROUP removes the whole group with one RCU
+    grace period; a kernel that refuses it gets one request per device.
+    """
+    try:
+        sock.link("del", index=0, group=group)
+        return
+    except Exception:  # pylint: disable=broad-except  # NetlinkError (EOPNOTSUPP/EINVAL on an old kernel)
+        pass
+    for index in indexes:
+        try:
+            del_link(sock, index)
+        except Exception as err:  # pylint: disable=broad-except
+            if getattr(err, "code", None) != errno.ENODEV:
+                raise
+
+
+# ------------------------------------------------------------------ tc dumps
+
+def all_qdiscs(sock):
+    """Every qdisc of the namespace (the kernel's qdisc dump is not per device)."""
+    return list(sock.get_qdiscs())
+
+
+def lookup_index(sock, index):
+    """link_tuple of ifindex ``index`` (one targeted request) or None."""
+    return _link_get(sock, index=index)
+
+
+def _tc_get(sock, msg_type, index, parent=0, handle=0, dump=False):
+    """tc messages answering one request built here (pyroute2's own helpers cannot say what we need).
+
+    A qdisc GET is answered only with NLM_F_ECHO (otherwise the kernel
+    broadcasts the answer to the TC group); ENOENT/EINVAL mean "none there".
+    """
+    from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_ECHO, NLM_F_REQUEST
+    from pyroute2.netlink.rtnl.tcmsg import tcmsg
+    msg = tcmsg()
+    msg["family"] = 0
+    msg["index"] = index
+    msg["parent"] = parent
+    msg["handle"] = handle
+    flags = NLM_F_REQUEST | (NLM_F_DUMP if dump else NLM_F_ACK | NLM_F_ECHO)
+    try:
+        if is_09():
+            out = tuple(sock._generate_with_cleanup(  # pylint: disable=protected-access
+                sock.asyncore.nlm_request, msg, msg_type, flags, None, None, None))
+        else:
+            out = tuple(sock.nlm_request(msg, msg_type=msg_type, msg_flags=flags))
+    except Exception as err:  # pylint: disable=broad-except
+        if getattr(err, "code", None) in (errno.ENOENT, errno.EINVAL):
+            return []
+        raise
+    return [m for m in out if m["header"]["type"] in (msg_type - 2, msg_type)]  # RTM_NEW* answers
+
+
+# qdisc roots whose whole tree the targeted reads below cover; any other root
+# (e.g. a foreign tbf with children) is read from the namespace-wide dump
+_TARGETED_ROOTS = ("htb", "pfifo_fast", "noqueue", "noop", "mq", "pfifo", "bfifo", "fq_codel", "sfq")
+
+
+def dev_tc(sock, index):
+    """(qdiscs, classes) of one device, asked per device instead of dumping the namespace.
+
+    The kernel's qdisc dump ignores tcm_ifindex (cost grows with every device
+    of the namespace), its class dump does not. So: the root and the
+    ingress/clsact qdisc by GET, the class dump, and each class's leaf qdisc
+    (tcm_info) by GET at that class. Same messages as the dump, minus
+    builtin and invisible (default) qdiscs, which the dump leaves out too.
+    """
+    from pyroute2.netlink.rtnl import RTM_GETQDISC, RTM_GETTCLASS
+    roots = _tc_get(sock, RTM_GETQDISC, index, parent=0xFFFFFFFF)
+    if any(m["handle"] and m.get_attr("TCA_KIND") not in _TARGETED_ROOTS for m in roots):
+        return [m for m in sock.get_qdiscs() if m["index"] == index], list(sock.get_classes(index))
+    classes = [m for m in _tc_get(sock, RTM_GETTCLASS, index, dump=True) if m["index"] == index]
+    qdiscs = [m for m in roots if m["index"] == index]
+    qdiscs += _tc_get(sock, RTM_GETQDISC, index, parent=0xFFFFFFF1)
+    for cls in classes:
+        if cls["info"]:
+            qdiscs += [m for m in _tc_get(sock, RTM_GETQDISC, index, parent=cls["handle"])
+                       if m["handle"] == cls["info"]]
+    return [m for m in qdiscs if m.get_attr("TCA_KIND") != "noop"], classes
+
+
+def dump(sock, index, qdisc_dump=None):
+    """(qdiscs, classes, filters) netlink messages of one device; ``qdisc_dump`` reuses all_qdiscs()."""
+    if qdisc_dump is not None:
+        qdiscs = [m for m in qdisc_dump if m["index"] == index]
+        classes = list(sock.get_classes(index))
+    else:
+        qdiscs, classes = dev_tc(sock, index)
+    filters = []
+    # filters live on root-level qdiscs: the root (HTB 1:) and clsact/ingress
+    parents = {m["handle"] for m in qdiscs if m["parent"] == 0xFFFFFFFF and m["handle"]}
+    for m in qdiscs:
+        kind = m.get_attr("TCA_KIND")
+        if kind == "clsact":
+            parents |= {0xFFFFFFF2, 0xFFFFFFF3}
+        elif kind == "ingress":
+            parents.add(0xFFFF0000)
+    for parent in sorted(parents):
+        try:
+            filters += [m for m in sock.get_filters(index, parent=parent) if m.get_attr("TCA_KIND")]
+        except Exception:  # pylint: disable=broad-except  # no filters at that parent
+            continue
+    return qdiscs, classes, filters
+
+
+def stats(msg):
+    """Counters of a qdisc/class message: bytes, packets, drops, overlimits."""
+    out = {"bytes": 0, "packets": 0, "drops": 0, "overlimits": 0}
+    basic = msg.get_attr("TCA_STATS2")
+    if basic is not None:
+        b = basic.get_attr("TCA_STATS_BASIC") or {}
+        q = basic.get_attr("TCA_STATS_QUEUE") or {}
+        out.update(bytes=b.get("bytes", 0), packets=b.get("packets", 0), drops=q.get("drops", 0),
+                   overlimits=q.get("overlimits", 0))
+    else:
+        s = msg.get_attr("TCA_STATS") or {}
+        out.update({k: s.get(k, 0) for k in out})
+    return out
+
+
+# ------------------------------------------------------------------ u32 with raw keys
+
+_U32_CLASSES = {}
+
+
+def _u32_classes():
+    """A tcmsg subclass whose u32 selector takes raw (value, mask, offset) keys."""
+    if _U32_CLASSES:
+        return _U32_CLASSES["msg"]
+    from pyroute2.netlink import nla
+    from pyroute2.netlink.rtnl.tcmsg import cls_u32, tcmsg
+
+    class raw_sel(cls_u32.options.u32_sel):  # pylint: disable=invalid-name
+        def encode(self):
+            keys = self["raw_keys"]
+            self["nkeys"] = len(keys)
+            self["flags"] = 1                  # TC_U32_TERMINAL
+            nla.encode(self)
+            offset = self.offset + 20
+            for value, mask, off in keys:
+                if len(self.data) < offset + 16:
+                    self.data.extend(bytes(offset + 16 - len(self.data)))
+                struct.pack_into(">II", self.data, offset, mask, value)
+                struct.pack_into("ii", self.data, offset + 8, off, 0)
+                offset += 16
+            self.length = offset - self.offset
+            struct.pack_into("H", self.data, self.offset, offset - self.offset)
+
+    class raw_options(cls_u32.options):  # pylint: disable=invalid-name
+        nla_map = tuple(cls_u32.options.nla_map)   # recompiled here, so it resolves our u32_sel
+        u32_sel = raw_sel
+
+    def options_of(*_argv, **_kwarg):
+        return raw_options
+
+    class raw_tcmsg(tcmsg):  # pylint: disable=invalid-name
+        nla_map = tuple(tcmsg.nla_map)
+        # a plain function (not a method): pyroute2 calls it to get the NLA class
+        get_options = staticmethod(options_of)
+
+    # pyroute2 caches a compiled NLA map per class; a subclass inherits the
+    # parent's cache, so mark ours uncompiled to have our u32_sel resolved
+    for klass in (raw_options, raw_tcmsg):
+        for base in klass.__mro__:
+            for name in list(vars(base)):
+                if name.endswith("__compiled_nla"):
+                    setattr(klass, name, False)
+    _U32_CLASSES["msg"] = raw_tcmsg
+    return raw_tcmsg
+
+
+def mac_keys(mac, at):
+    """u32 keys matching a MAC at offset ``at`` (-14 dst, -8 src) from the network header."""
+    raw = bytes(int(x, 16) for x in mac.split(":"))
+    if len(raw) != 6:
+        raise NetvirtError(f"{mac!r} is not a MAC address", "mac")
+    return [(struct.unpack(">I", raw[:4])[0], 0xFFFFFFFF, at),
+            (struct.unpack(">H", raw[4:])[0] << 16, 0xFFFF0000, at + 4)]
+
+
+def keys_mac(keys):
+    """Inverse of mac_keys for a decoded selector: (mac, at) or None."""
+    if len(keys) != 2:
+        return None
+    (m1, v1, o1), (m2, v2, o2) = keys
+    if m1 != 0xFFFFFFFF or m2 != 0xFFFF0000 or o2 != o1 + 4 or o1 not in (-14, -8):
+        return None
+    raw = struct.pack(">I", v1) + struct.pack(">I", v2)[:2]
+    return ":".join(f"{b:02x}" for b in raw), o1
+
+
+def add_u32_raw(sock, index, parent, prio, handle, classid, keys, protocol=0x0003):
+    """Add a u32 filter with raw keys and a target class (no action)."""
+    from pyroute2.netlink import NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST
+    from pyroute2.netlink.rtnl import RTM_NEWTFILTER
+    msg = _u32_classes()()
+    msg["family"] = 0
+    msg["index"] = index
+    msg["handle"] = handle
+    msg["parent"] = parent
+    msg["info"] = ((prio << 16) & 0xFFFF0000) | struct.unpack("<H", struct.pack(">H", protocol))[0]
+    msg["attrs"] = [["TCA_KIND", "u32"],
+                    ["TCA_OPTIONS", {"attrs": [["TCA_U32_CLASSID", classid],
+                                               ["TCA_U32_SEL", {"raw_keys": keys, "keys": []}]]}]]
+    flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
+    if is_09():
+        # 0.9's sync nlm_request trips over a missing status key; its async core works
+        tuple(sock._generate_with_cleanup(  # pylint: disable=protected-access
+            sock.asyncore.nlm_request, msg, RTM_NEWTFILTER, flags, None, None, None))
+    else:
+        tuple(sock.nlm_request(msg, msg_type=RTM_NEWTFILTER, msg_flags=flags))
+
+
+def filter_keys(msg):
+    """[(mask, value, off)] of a u32 filter message, or [].
+
+    Read from the raw selector: pyroute2 (0.7 and 0.9) decodes the keys four
+    bytes too early (it skips 16 bytes of a 20-byte header).
+    """
+    opts = msg.get_attr("TCA_OPTIONS")
+    sel = opts.get_attr("TCA_U32_SEL") if opts else None
+    if not sel:
+        return []
+    keys = []
+    base = sel.offset + 4 + 16                       # NLA header + tc_u32_sel
+    for i in range(sel["nkeys"]):
+        mask, value = struct.unpack_from(">II", sel.data, base + 16 * i)
+        (off,) = struct.unpack_from("i", sel.data, base + 16 * i + 8)
+        keys.append((mask, value, off))
+    return keys

@@ -1,0 +1,303 @@
+# -*- coding: utf-8 -*-
+# Copyright: netvirt developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Safe reader for libvirt domain XML (``<domain>`` and status ``<domstatus>``).
+
+Only reads what the hooks need. lxml is imported inside functions: most hook
+events never look at XML and must not pay for the import.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Optional, Tuple, Union
+
+from ..errors import XmlError
+from .xmlns import NS_NETVIRT
+
+MAX_XML_BYTES = 4 * 1024 * 1024
+
+_U64_MAX = 2 ** 64 - 1  # libvirt stores bandwidth values as unsigned long long
+# Start of the first element; a DOCTYPE can only come before it.
+_FIRST_ELEMENT = re.compile(rb"<[A-Za-z_:]")
+
+
+@dataclass(frozen=True)
+class BandwidthSide:
+    """One direction of ``<bandwidth>``, raw libvirt integers."""
+
+    average: Optional[int] = None  # KiB/s
+    peak: Optional[int] = None  # KiB/s
+    burst: Optional[int] = None  # KiB
+    floor: Optional[int] = None  # KiB/s (inbound only in libvirt)
+
+
+@dataclass(frozen=True)
+class VlanTag:
+    id: int
+    native_mode: Optional[str] = None  # 'tagged' | 'untagged' | None
+
+
+@dataclass(frozen=True)
+class Vlan:
+    trunk: bool
+    tags: Tuple[VlanTag, ...]
+
+
+@dataclass(frozen=True)
+class Interface:
+    index: int
+    type: str
+    mac: Optional[str]
+    target_dev: Optional[str]
+    source_bridge: Optional[str]
+    source_network: Optional[str]
+    source_dev: Optional[str]
+    model: Optional[str]
+    virtualport_type: Optional[str]
+    inbound: Optional[BandwidthSide]
+    outbound: Optional[BandwidthSide]
+    vlan: Optional[Vlan]
+    alias: Optional[str]
+    link_state: Optional[str] = None  # <link state='up|down'/>
+    mtu: Optional[int] = None  # <mtu size=.../>
+
+    @property
+    def label(self) -> str:
+        """How errors and logs name this port."""
+        return f"interface #{int(self.index)} (mac {self.mac or 'unset'})"
+
+
+@dataclass(frozen=True)
+class Domain:
+    name: str
+    uuid: str
+    type: Optional[str]
+    id: Optional[int]
+    title: Optional[str]
+    description: Optional[str]
+    interfaces: Tuple[Interface, ...]
+    # lxml elements compare by identity: keep them out of ==, hash and repr.
+    policy_element: object = field(compare=False, repr=False)
+    is_status: bool
+    state: Optional[str] = None  # <domstatus state=...>
+    pid: Optional[int] = None  # <domstatus pid=...>: the qemu process
+    element: object = field(default=None, compare=False, repr=False)  # <domain>
+
+    def interface_by_dev(self, dev: str) -> Optional[Interface]:
+        for iface in self.interfaces:
+            if iface.target_dev == dev:
+                return iface
+        return None
+
+    def interface_by_mac(self, mac: str) -> Optional[Interface]:
+        mac = mac.lower()
+        for iface in self.interfaces:
+            if iface.mac == mac:
+                return iface
+        return None
+
+
+def _new_parser(etree):
+    # A fresh parser per call: lxml parsers must not be shared across threads.
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        huge_tree=False,
+        load_dtd=False,
+        dtd_validation=False,
+        attribute_defaults=False,
+        remove_comments=True,
+        remove_pis=True,
+        collect_ids=False,
+    )
+
+
+def _doctype_error(source, data):
+    what = "with entity declarations " if b"<!ENTITY" in data else ""
+    return XmlError(
+        "refusing DOCTYPE %s(entity expansion and external entities "
+        "are not accepted; libvirt never writes a DOCTYPE)" % what,
+        where=source,
+    )
+
+
+def parse_xml(data: Union[bytes, str], source: str = "XML"):
+    """Parse untrusted XML safely; return the root lxml element.
+
+    Refuses input over MAX_XML_BYTES and any DOCTYPE (libvirt never writes
+    one, and that is where entity bombs and external entities live).
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    elif not isinstance(data, (bytes, bytearray)):
+        raise XmlError(f"expected bytes or str, got {type(data).__name__}", where=source)
+    if len(data) > MAX_XML_BYTES:
+        raise XmlError(f"{len(data)} bytes is above the limit of {int(MAX_XML_BYTES)} bytes", where=source)
+    if not data.strip():
+        raise XmlError("empty input, expected XML", where=source)
+    # Cheap check before the parser sees entity declarations at all.
+    first = _FIRST_ELEMENT.search(data)
+    if b"<!DOCTYPE" in (data[: first.start()] if first else data):
+        raise _doctype_error(source, data)
+
+    from lxml import etree
+
+    try:
+        root = etree.fromstring(bytes(data), _new_parser(etree))
+    except etree.XMLSyntaxError as exc:
+        line = exc.lineno or (exc.position[0] if exc.position else 0)
+        msg = (exc.msg or str(exc)).strip()
+        raise XmlError(f"malformed XML at line {line}: {msg}", where=source) from None
+    # Second net for encodings the byte scan cannot read (e.g. UTF-16).
+    if root.getroottree().docinfo.doctype:
+        raise _doctype_error(source, data)
+    return root
+
+
+def _attr(elem, path, name):
+    node = elem.find(path)
+    if node is None:
+        return None
+    value = node.get(name)
+    return value if value else None
+
+
+def _text(elem, path):
+    value = elem.findtext(path)
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def _uint(value, what, where, limit=_U64_MAX):
+    text = value.strip()
+    if not text.isdigit() or not text.isascii():
+        raise XmlError(f"{what}={value!r} is not a non-negative integer", where=where)
+    number = int(text)
+    if number > limit:
+        raise XmlError(f"{what}={text} is out of range (max {int(limit)})", where=where)
+    return number
+
+
+def _bandwidth_side(node, where):
+    if node is None:
+        return None
+    values = {}
+    for attr in ("average", "peak", "burst", "floor"):
+        raw = node.get(attr)
+        if raw is not None:
+            values[attr] = _uint(raw, f"bandwidth {node.tag} {attr}", where)
+    return BandwidthSide(**values)
+
+
+def _vlan(node, where):
+    if node is None:
+        return None
+    tags = []
+    for tag in node.findall("tag"):
+        raw = tag.get("id")
+        if raw is None:
+            raise XmlError("<vlan><tag> without id", where=where)
+        tags.append(VlanTag(_uint(raw, "vlan tag id", where, 4095), tag.get("nativeMode")))
+    if not tags:
+        raise XmlError("<vlan> without <tag>", where=where)
+    # libvirt: several tags imply a trunk even without trunk='yes'.
+    return Vlan(trunk=node.get("trunk") == "yes" or len(tags) > 1, tags=tuple(tags))
+
+
+def _interface(index, node, source):
+    mac = _attr(node, "mac", "address")
+    mac = mac.lower() if mac else None
+    where = f"{source}: interface #{int(index)} (mac {mac or 'unset'})"
+    bandwidth = node.find("bandwidth")
+    if bandwidth is None:
+        inbound = outbound = None
+    else:
+        inbound = _bandwidth_side(bandwidth.find("inbound"), where)
+        outbound = _bandwidth_side(bandwidth.find("outbound"), where)
+    mtu = _attr(node, "mtu", "size")
+    return Interface(
+        index=index,
+        type=node.get("type") or "",
+        mac=mac,
+        target_dev=_attr(node, "target", "dev"),
+        source_bridge=_attr(node, "source", "bridge"),
+        source_network=_attr(node, "source", "network"),
+        source_dev=_attr(node, "source", "dev"),
+        model=_attr(node, "model", "type"),
+        virtualport_type=_attr(node, "virtualport", "type"),
+        inbound=inbound,
+        outbound=outbound,
+        vlan=_vlan(node.find("vlan"), where),
+        alias=_attr(node, "alias", "name"),
+        link_state=_attr(node, "link", "state"),
+        mtu=None if mtu is None else _uint(mtu, "mtu size", where),
+    )
+
+
+def _domain_root(root, source):
+    """Return (domain element, domstatus element or None)."""
+    if root.tag == "domain":
+        return root, None
+    if root.tag == "domstatus":
+        dom = root.find("domain")
+        if dom is None:
+            raise XmlError("<domstatus> without <domain>", where=source)
+        return dom, root
+    raise XmlError(f"root element is <{root.tag}>, expected <domain> or <domstatus>", where=source)
+
+
+def _name_uuid(dom, source):
+    name = _text(dom, "name")
+    uuid = _text(dom, "uuid")
+    if not name:
+        raise XmlError("domain has no <name>", where=source)
+    if not uuid:
+        raise XmlError(f"domain {name} has no <uuid>", where=source)
+    return name, uuid.lower()
+
+
+def parse_domain(data: Union[bytes, str], source: str = "domain XML") -> Domain:
+    """Parse domain XML (hook stdin, ``virsh dumpxml``) or status XML."""
+    dom, status = _domain_root(parse_xml(data, source), source)
+    name, uuid = _name_uuid(dom, source)
+    dom_id = dom.get("id")
+    if dom_id is not None and dom_id.strip() == "-1":  # libvirt's "not running"
+        dom_id = None
+    pid = status.get("pid") if status is not None else None
+    return Domain(
+        name=name,
+        uuid=uuid,
+        type=dom.get("type"),
+        id=None if dom_id is None else _uint(dom_id, "domain id", source),
+        title=_text(dom, "title"),
+        description=_text(dom, "description"),
+        interfaces=tuple(_interface(i, n, source) for i, n in enumerate(dom.findall("devices/interface"))),
+        policy_element=dom.find("metadata/{%s}policy" % NS_NETVIRT),
+        is_status=status is not None,
+        state=status.get("state") if status is not None else None,
+        pid=None if pid is None else _uint(pid, "domstatus pid", source),
+        element=dom,
+    )
+
+
+def read_status_xml(path: str) -> Domain:
+    """Read a running guest's status XML (``/run/libvirt/qemu/NAME.xml``).
+
+    Hooks must read this instead of asking libvirt (which would deadlock).
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_XML_BYTES + 1)
+    except OSError as exc:
+        raise XmlError("cannot read: %s" % (exc.strerror or exc), where=path) from exc
+    return parse_domain(data, source=path)
+
+
+def domain_name_uuid(data: Union[bytes, str], source: str = "domain XML") -> Tuple[str, str]:
+    """(name, uuid) only: for the migrate/restore XML filter checks."""
+    dom, _status = _domain_root(parse_xml(data, source), source)
+    return _name_uuid(dom, source)

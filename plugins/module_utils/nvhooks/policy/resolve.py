@@ -1,0 +1,147 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netvirt developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Precedence: domain XML + host policy -> the effective policy of each port.
+
+Per aspect of a port (inbound, outbound, group, vlan), the first source that
+says something wins, in this order:
+
+1. host policy rules, in file order (the operator's word on this host);
+2. the guest's <metadata> policy element (travels with the guest);
+3. native libvirt <bandwidth> (inbound/outbound only), unless the host sets
+   ``native_bandwidth: libvirt``, which leaves those ports to libvirt.
+
+An aspect is taken whole from one source (an average from one place and a
+burst from another would be a policy nobody wrote). ``explain`` reports each
+value with the source it came from.
+"""
+
+from dataclasses import dataclass, field
+from typing import Mapping, Optional, Tuple
+
+from . import model as policy, units
+from ..errors import PolicyError
+
+ASPECTS = ("inbound", "outbound", "group", "vlan")
+NATIVE = "native <bandwidth>"
+
+
+@dataclass(frozen=True)
+class PortPolicy:
+    guest: str
+    uuid: str
+    index: int
+    mac: Optional[str]
+    dev: Optional[str]
+    type: str
+    bridge: Optional[str]
+    ovs: bool
+    native: bool                       # the domain XML has a <bandwidth> on this port
+    inbound: Optional[policy.Rate] = None
+    outbound: Optional[policy.Rate] = None
+    group: Optional[policy.GroupPolicy] = None
+    vlan: Optional[policy.VlanPolicy] = None
+    sources: Mapping[str, str] = field(default_factory=dict)
+    notes: Tuple[str, ...] = ()
+
+    @property
+    def label(self):
+        """How logs and errors name the port."""
+        return f"{self.guest} port {self.index} ({self.dev or 'no tap'}, {self.mac or 'no mac'})"
+
+    @property
+    def shaped(self):
+        return bool(self.inbound or self.outbound or self.group)
+
+    def explain(self):
+        out = {"guest": self.guest, "index": self.index, "mac": self.mac, "dev": self.dev,
+               "type": self.type, "bridge": self.bridge, "ovs": self.ovs, "native_bandwidth": self.native,
+               "notes": list(self.notes), "values": {}}
+        for direction in ("inbound", "outbound"):
+            rate = getattr(self, direction)
+            for key, text in (rate.as_text() if rate else {}).items():
+                out["values"][f"{direction}.{key}"] = {"value": text, "source": self.sources[direction]}
+        if self.group:
+            out["values"]["group"] = {"value": self.group.name, "source": self.sources["group"]}
+        if self.vlan:
+            for key, value in self.vlan.as_text().items():
+                out["values"][f"vlan.{key}"] = {"value": value, "source": self.sources["vlan"]}
+        return out
+
+
+def _native_rate(side, where):
+    """libvirt's integers (KiB/s, KiB) as a Rate, validated like ours."""
+    if side is None:
+        return None
+    data = {k: getattr(side, k) for k in ("average", "peak", "burst", "floor") if getattr(side, k)}
+    return policy.parse_rate(data, where) if data else None
+
+
+def _from_native(iface, guest):
+    where = f"{guest}: interface[{iface.index}] <bandwidth>"
+    rule = {}
+    for direction in ("inbound", "outbound"):
+        rate = _native_rate(getattr(iface, direction), f"{where} {direction}")
+        if rate is not None:
+            rule[direction] = rate
+    return rule
+
+
+def resolve_port(domain, iface, host, meta_rules):
+    chosen, sources, notes = {}, {}, []
+    for rule in host.rules:
+        if rule.match.matches(domain.name, iface):
+            _take(chosen, sources, rule, f"host policy {rule.where}")
+    for rule in meta_rules:
+        if rule.match.matches(domain.name, iface):
+            _take(chosen, sources, rule, rule.where)
+    native = bool(iface.inbound or iface.outbound)
+    if native and host.settings.native_bandwidth == "takeover":
+        for direction, rate in _from_native(iface, domain.name).items():
+            if direction not in chosen:
+                chosen[direction], sources[direction] = rate, NATIVE
+    if native and ("inbound" in chosen or "outbound" in chosen or "group" in chosen):
+        notes.append("libvirt's own shaping of this port (<bandwidth>: HTB + ingress police) is replaced by ours;"
+                     " a port is never shaped twice")
+    group = None
+    if "group" in chosen:
+        group = host.groups.get(chosen["group"])
+        if group is None:
+            raise PolicyError(f"group {chosen['group']!r} is not defined in the host policy",
+                              f"{domain.name}: interface[{iface.index}] ({sources['group']})")
+    ovs = iface.virtualport_type == "openvswitch"
+    if ovs and (chosen.get("inbound") or chosen.get("outbound") or group):
+        notes.append("Open vSwitch port: shaping is left to OVS (libvirt's ingress policing), never tc")
+        for direction in ("inbound", "outbound"):
+            rate = chosen.get(direction)
+            if rate and rate.peak and rate.peak != rate.average:
+                notes.append(f"{direction}: OVS ignores average {units.format_rate(rate.average)} and "
+                             f"applies peak {units.format_rate(rate.peak)} (libvirt gives the same warning)")
+    if "vlan" in chosen and (ovs or iface.type not in ("bridge", "network")):
+        notes.append(f"VLAN policy ignored: a {'OVS' if ovs else iface.type} port is not a Linux bridge port")
+    return PortPolicy(
+        guest=domain.name, uuid=domain.uuid, index=iface.index, mac=iface.mac, dev=iface.target_dev,
+        type=iface.type, bridge=iface.source_bridge, ovs=ovs, native=native,
+        inbound=chosen.get("inbound"), outbound=chosen.get("outbound"), group=group,
+        vlan=chosen.get("vlan"), sources=sources, notes=tuple(notes))
+
+
+def _take(chosen, sources, rule, label):
+    for aspect in ASPECTS:
+        value = getattr(rule, aspect)
+        if value is not None and aspect not in chosen:
+            chosen[aspect], sources[aspect] = value, label
+
+
+def resolve(domain, host=None):
+    """Effective policy of every port of ``domain`` (a domxml.Domain)."""
+    host = host or policy.HostPolicy()
+    meta_rules = policy.parse_metadata(domain.policy_element, domain.name)
+    return [resolve_port(domain, iface, host, meta_rules) for iface in domain.interfaces]
+
+
+def explain(domain, host=None):
+    host = host or policy.HostPolicy()
+    return {"guest": domain.name, "uuid": domain.uuid, "host_policy": host.source,
+            "precedence": ["host policy rules (file order)", "guest <metadata>", NATIVE],
+            "ports": [port.explain() for port in resolve(domain, host)]}
