@@ -8,3 +8,5 @@ domain XML reader.
 """
 
 NS_NETVIRT = "https://github.com/netvirt/libvirt_hooks/xmlns/policy/1"
+# for the handlers' cheap wants() test on the raw XML (no parser)
+NS_BYTES = NS_NETVIRT.encode()

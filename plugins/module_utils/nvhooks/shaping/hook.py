@@ -15,8 +15,8 @@
 import os
 
 from .. import paths
+from ..policy.xmlns import NS_BYTES
 
-_NS_BYTES = b"netvirt/libvirt_hooks/xmlns/policy"
 APPLY = frozenset((("started", "begin"), ("reconnect", "begin")))
 TEARDOWN = frozenset((("stopped", "end"), ("release", "end")))
 
@@ -43,7 +43,7 @@ def wants(event, raw_xml, host):
     if phase is None:
         return False
     raw = raw_xml or b""
-    if _NS_BYTES in raw or b"<bandwidth" in raw:
+    if NS_BYTES in raw or b"<bandwidth" in raw:
         return True
     if host is None:
         return False

@@ -14,12 +14,12 @@ raises (the dispatcher aborts the start) unless the host policy says
 import os
 
 from .. import paths
+from ..policy.xmlns import NS_BYTES
 from . import apply as vlanapply
 from ..errors import KernelError, NetvirtError, PolicyError
 
 START = (("started", "begin"), ("reconnect", "begin"))
 STOP = (("stopped", "end"), ("release", "end"))
-_NS_BYTES = b"https://github.com/netvirt/libvirt_hooks/xmlns/policy/1"
 LOCK_TIMEOUT = 20.0
 
 
@@ -49,7 +49,7 @@ def wants(event, raw_xml, host):
     guest = getattr(event, "guest", None)
     if any(rule.vlan is not None and rule.match.may_match(guest) for rule in host.rules):
         return True
-    return bool(raw_xml) and _NS_BYTES in raw_xml and b"vlan" in raw_xml
+    return bool(raw_xml) and NS_BYTES in raw_xml and b"vlan" in raw_xml
 
 
 def vlan_ports(domain, host):
