@@ -57,6 +57,12 @@ def root(tmp_path, monkeypatch):
     etc = tmp_path / "etc/libvirt/hooks/netvirt"
     etc.mkdir(parents=True)
     (etc / "policy.json").write_text(json.dumps(POLICY))
+    # the unit lane has no kernel to probe (and may run without root): this
+    # boot's capability cache says what a shaping-capable kernel would
+    from nvhooks.shaping import caps
+    os.makedirs(os.path.dirname(caps.cache_path()), exist_ok=True)
+    with open(caps.cache_path(), "w", encoding="utf-8") as handle:
+        json.dump(dict(caps.Caps().as_dict(), boot_id=caps.boot_id(), kernel="unit"), handle)
     return tmp_path
 
 

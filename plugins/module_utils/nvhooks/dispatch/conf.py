@@ -15,6 +15,7 @@ import os
 
 from .. import paths
 from ..errors import NetvirtError
+from ..values import boolean as parse_boolean
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 FAIL_POLICIES = ("abort", "ignore")
@@ -22,8 +23,6 @@ DEFAULT_TIMEOUT = 600.0        # per script, as CloudStack
 DEFAULT_EVENT_TIMEOUT = 1800.0  # whole event; bounds libvirtd's wait
 DEFAULT_GRACE = 5.0            # SIGTERM -> SIGKILL
 MAX_CONF_BYTES = 64 * 1024
-_TRUE = ("yes", "true", "on", "1")
-_FALSE = ("no", "false", "off", "0")
 
 
 class ConfError(NetvirtError):
@@ -53,7 +52,7 @@ def read(path):
     except FileNotFoundError:
         return {}
     except OSError as err:
-        raise ConfError("cannot read: %s" % (err.strerror or err), path) from None
+        raise ConfError(f"cannot read: {err.strerror or err}", path) from None
     if len(raw) > MAX_CONF_BYTES:
         raise ConfError("larger than 64 KiB", path)
     try:
@@ -78,12 +77,7 @@ def seconds(value, where):
 
 
 def boolean(value, where):
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ConfError(f"expected yes or no, got {value!r}", where)
+    return parse_boolean(value, where, ConfError)
 
 
 def choice(value, choices, where):

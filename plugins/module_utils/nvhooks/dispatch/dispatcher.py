@@ -103,8 +103,8 @@ class Dispatcher:
         rec = self._record(step)
         left = self.deadline - time.monotonic()
         if left <= 0:
-            rec.add("ERROR", "%s: not run, the event deadline (%gs) has passed" % (self.event.name,
-                                                                                   self.dconf.event_timeout))
+            rec.add("ERROR", f"{self.event.name}: not run, the event deadline "
+                             f"({self.dconf.event_timeout:g}s) has passed")
             self._flush(rec)
             self._summary("ERROR", step, "not run: event deadline passed")
             self._fail(step, "not run: event deadline passed", fail_policy)
@@ -119,8 +119,8 @@ class Dispatcher:
                    NETVIRT_HOOK_OBJECT=self.event.object, NETVIRT_HOOK_OP=self.event.op,
                    NETVIRT_HOOK_SUBOP=self.event.subop, NETVIRT_HOOK_CONF=conf.source,
                    NETVIRT_HOOK_LOG=rec.path, NETVIRT_HOOK_XML_FILTER="1" if is_filter else "0")
-        rec.add("INFO", "start %s (%s) for %s, timeout %gs%s" % (
-            step.target, step.source, self.event.name, timeout, ", XML filter" if is_filter else ""))
+        rec.add("INFO", f"start {step.target} ({step.source}) for {self.event.name}, timeout {timeout:g}s"
+                        f"{', XML filter' if is_filter else ''}")
         rec.add("DEBUG", f"args: {self.event.args!r}")
         try:
             # Exec the entry as found, so $0 is the link (shebang scripts see the
@@ -149,9 +149,10 @@ class Dispatcher:
             level = "INFO"
         elif self.event.op == "reconnect" or fail_policy == "ignore" or not self.event.aborts_on_failure:
             level = "ERROR"
-            message += " (%s)" % ("ignored at reconnect: the guest keeps running" if self.event.op == "reconnect"
-                                  else "fail: ignore" if fail_policy == "ignore" and self.event.aborts_on_failure
-                                  else "logged, %s is not aborted" % self.event.op)
+            why = ("ignored at reconnect: the guest keeps running" if self.event.op == "reconnect"
+                   else "fail: ignore" if fail_policy == "ignore" and self.event.aborts_on_failure
+                   else f"logged, {self.event.op} is not aborted")
+            message += f" ({why})"
         else:
             level = "ERROR"
             message += f" ({self.event.name} is aborted)"
@@ -182,7 +183,7 @@ class Dispatcher:
             self.outcome.refuse_xml = str(err)
             return False
         if got != self._expect:
-            self.outcome.refuse_xml = "name/uuid %s/%s differ from %s/%s" % (got + self._expect)
+            self.outcome.refuse_xml = f"name/uuid {got[0]}/{got[1]} differ from {self._expect[0]}/{self._expect[1]}"
             return False
         self.outcome.xml, self.outcome.xml_changed = data, True
         rec.add("INFO", f"XML filter output accepted ({len(data)} bytes)")

@@ -38,7 +38,7 @@ class Record:
         if LEVELS[level] < self.threshold:
             return
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        prefix = "%s %d %s " % (stamp, os.getpid(), level)
+        prefix = f"{stamp} {os.getpid()} {level} "
         for line in text.splitlines() or [""]:
             self.lines.append(prefix + line)
 
@@ -46,7 +46,8 @@ class Record:
         if not data:
             return
         text = data.decode("utf-8", "backslashreplace")
-        self.add(level, "%s%s:\n%s" % (label, " (truncated)" if truncated else "", text.rstrip("\n")))
+        body = text.rstrip("\n")
+        self.add(level, f"{label}{' (truncated)' if truncated else ''}:\n{body}")
 
     def flush(self):
         """Write the record; an unwritable log never fails the hook."""
@@ -58,14 +59,14 @@ class Record:
             os.makedirs(os.path.dirname(self.path), mode=0o750, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
         except OSError as err:
-            return "cannot write log %s: %s" % (self.path, err.strerror)
+            return f"cannot write log {self.path}: {err.strerror}"
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
         except OSError as err:
-            return "cannot write log %s: %s" % (self.path, err.strerror)
+            return f"cannot write log {self.path}: {err.strerror}"
         finally:
             os.close(fd)
         return None
@@ -96,7 +97,7 @@ def handler_logger(target):
             name = record.levelname if record.levelname in LEVELS else ("ERROR" if record.levelno >= 40 else "INFO")
             target.add(name, self.format(record))
 
-    logger = logging.getLogger("netvirt-hooks.%s" % id(target))
+    logger = logging.getLogger(f"netvirt-hooks.{id(target)}")
     logger.propagate = False
     logger.handlers[:] = [_ToRecord()]
     logger.setLevel(target.threshold)

@@ -77,8 +77,8 @@ class Safety:
             # A root-owned sticky dir (/tmp) lets nobody else rename or remove
             # root's entries in it, so it cannot be used to swap a script.
             if not (stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX and st.st_uid == 0):
-                return "%s is %s-writable (mode %04o)" % (
-                    what, "world" if st.st_mode & 0o002 else "group", stat.S_IMODE(st.st_mode))
+                kind = "world" if st.st_mode & 0o002 else "group"
+                return f"{what} is {kind}-writable (mode {stat.S_IMODE(st.st_mode):04o})"
         return None
 
     def dir_problem(self, path):

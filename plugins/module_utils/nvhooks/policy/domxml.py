@@ -117,8 +117,8 @@ def _new_parser(etree):
 def _doctype_error(source, data):
     what = "with entity declarations " if b"<!ENTITY" in data else ""
     return XmlError(
-        "refusing DOCTYPE %s(entity expansion and external entities "
-        "are not accepted; libvirt never writes a DOCTYPE)" % what,
+        f"refusing DOCTYPE {what}(entity expansion and external entities "
+        "are not accepted; libvirt never writes a DOCTYPE)",
         where=source,
     )
 
@@ -293,7 +293,7 @@ def read_status_xml(path: str) -> Domain:
         with open(path, "rb") as handle:
             data = handle.read(MAX_XML_BYTES + 1)
     except OSError as exc:
-        raise XmlError("cannot read: %s" % (exc.strerror or exc), where=path) from exc
+        raise XmlError(f"cannot read: {exc.strerror or exc}", where=path) from exc
     return parse_domain(data, source=path)
 
 

@@ -14,6 +14,7 @@ import json
 
 from . import units, vlanset
 from ..errors import NetvirtError, PolicyError
+from ..values import boolean as parse_boolean
 from .record import Factory, Record
 from .xmlns import NS_NETVIRT as NS
 
@@ -135,14 +136,7 @@ def _check_keys(data, allowed, where):
 
 
 def _bool(value, where):
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("yes", "true", "on", "1"):
-        return True
-    if text in ("no", "false", "off", "0"):
-        return False
-    raise PolicyError(f"{value!r} is not a boolean (yes/no)", where)
+    return parse_boolean(value, where, PolicyError)
 
 
 def _choice(value, choices, where):
