@@ -346,3 +346,29 @@ def test_import_does_not_load_lxml():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env=dict(os.environ, PYTHONPATH=os.path.dirname(here)))
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("prolog", [
+    "<!-- <domain> -->",                                   # a tag inside a leading comment
+    '<?xml version="1.0"?>\n<!-- a -->\n<?pi x?>\n',      # declaration, comment and PI
+    "<!-- one --><!-- <two> -->",
+])
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_doctype_after_leading_comments_is_refused_before_the_parser(tmp_path, prolog, encoding):
+    # Issue #11.8: a comment in front of the DOCTYPE got past the byte scan and
+    # lxml opened the external subset (seen: "Content error in the external subset").
+    dtd = tmp_path / "ext.dtd"
+    dtd.write_text("TOPSECRET: not a DTD; a parser that reads it says so")
+    text = (prolog + f'<!DOCTYPE domain SYSTEM "file://{dtd}"><domain><name>g</name><uuid>{UUID}</uuid></domain>')
+    if encoding == "utf-16":
+        text = text.replace('<?xml version="1.0"?>', '<?xml version="1.0" encoding="UTF-16"?>')
+    with pytest.raises(XmlError) as err:
+        domxml.parse_domain(text.encode(encoding))
+    assert "refusing DOCTYPE" in str(err.value) and "external subset" not in str(err.value)
+
+
+def test_external_references_resolve_to_nothing():
+    # third net, below the prolog scan and the docinfo check: the parser's resolver
+    from lxml import etree
+    resolver = domxml._refusing_resolver(etree)  # pylint: disable=protected-access
+    assert isinstance(resolver, etree.Resolver)

@@ -9,7 +9,6 @@ events never look at XML and must not pay for the import.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Optional, Tuple, Union
 
@@ -19,8 +18,6 @@ from .xmlns import NS_NETVIRT
 MAX_XML_BYTES = 4 * 1024 * 1024
 
 _U64_MAX = 2 ** 64 - 1  # libvirt stores bandwidth values as unsigned long long
-# Start of the first element; a DOCTYPE can only come before it.
-_FIRST_ELEMENT = re.compile(rb"<[A-Za-z_:]")
 
 
 @dataclass(frozen=True)
@@ -114,6 +111,38 @@ def _new_parser(etree):
     )
 
 
+def _refusing_resolver(etree):
+    """A resolver that answers every external reference with nothing (third net: no file is read)."""
+    class Refuse(etree.Resolver):
+        def resolve(self, url, pubid, context):
+            return self.resolve_empty(context)
+    return Refuse()
+
+
+def _prolog_has_doctype(data):
+    """Is there a DOCTYPE (or any other ``<!`` declaration) in the prolog?
+
+    XML allows only blanks, comments and processing instructions before it,
+    so those are skipped whole: a ``<`` inside a comment must not end the scan.
+    UTF-16/32 markup is read as its ASCII, without the NUL bytes.
+    """
+    probe = data.replace(b"\x00", b"") if b"\x00" in data[:4] else data
+    pos = 0
+    while True:
+        start = probe.find(b"<", pos)
+        if start < 0:
+            return False
+        for opener, closer in ((b"<!--", b"-->"), (b"<?", b"?>")):
+            if probe.startswith(opener, start):
+                end = probe.find(closer, start + len(opener))
+                if end < 0:
+                    return False      # unterminated: the parser refuses it
+                pos = end + len(closer)
+                break
+        else:
+            return probe.startswith(b"<!", start)
+
+
 def _doctype_error(source, data):
     what = "with entity declarations " if b"<!ENTITY" in data else ""
     return XmlError(
@@ -137,15 +166,16 @@ def parse_xml(data: Union[bytes, str], source: str = "XML"):
         raise XmlError(f"{len(data)} bytes is above the limit of {int(MAX_XML_BYTES)} bytes", where=source)
     if not data.strip():
         raise XmlError("empty input, expected XML", where=source)
-    # Cheap check before the parser sees entity declarations at all.
-    first = _FIRST_ELEMENT.search(data)
-    if b"<!DOCTYPE" in (data[: first.start()] if first else data):
+    # Before the parser sees entity declarations or an external subset at all.
+    if _prolog_has_doctype(data):
         raise _doctype_error(source, data)
 
     from lxml import etree
 
+    parser = _new_parser(etree)
+    parser.resolvers.add(_refusing_resolver(etree))
     try:
-        root = etree.fromstring(bytes(data), _new_parser(etree))
+        root = etree.fromstring(bytes(data), parser)
     except etree.XMLSyntaxError as exc:
         line = exc.lineno or (exc.position[0] if exc.position else 0)
         msg = (exc.msg or str(exc)).strip()
