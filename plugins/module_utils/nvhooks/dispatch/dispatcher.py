@@ -197,7 +197,13 @@ class Dispatcher:
             self._flush(rec)
             return
         from ..errors import NetvirtError
+        from .. import locks
         handler = step.handler
+        if self.deadline - time.monotonic() <= 0:
+            self._handler_failed(step, rec, f"not run: the event deadline ({self.dconf.event_timeout:g}s) has passed")
+            return
+        # the handlers' lock waits end with the event's budget, not 30 s per lock
+        locks.set_deadline(self.deadline)
         try:
             if step.function == "handle":
                 if not handler.wants(self.event, self.event.stdin, _LazyHost(self)):
@@ -268,10 +274,41 @@ def load_conf():
 
 
 def main(driver, argv, stdin=None, stdout=None, stderr=None):
-    """Entry point of /etc/libvirt/hooks/<driver>. Returns the exit status."""
+    """Entry point of /etc/libvirt/hooks/<driver>. Returns the exit status.
+
+    Nothing escapes: where a non-zero exit would make libvirt kill a running
+    guest or fail a stop (reconnect, stopped, release, daemon events), any
+    exception at all (a bug, EMFILE, a full disk) ends in exit 0 and one line
+    on stderr and syslog. Where libvirt aborts on failure (prepare, start...),
+    it ends in exit 1: a guest whose policy could not be applied never runs.
+    """
+    stderr = stderr if stderr is not None else sys.stderr
+    try:
+        return _run(driver, argv, stdin, stdout, stderr)
+    except BaseException as err:  # pylint: disable=broad-except  (see the docstring)
+        return crashed(driver, argv, err, stderr)
+
+
+def crashed(driver, argv, err, stderr):
+    """The exit status and one clear line for an exception that reached the top."""
+    event = Event(driver, argv)
+    status = 1 if event.aborts_on_failure else 0
+    what = "aborted" if status else "not aborted, the guest is left as it is"
+    line = hooklog.safe_text(f"{event.name} {event.object}: internal error ({what}): {err!r}")
+    try:
+        stderr.write(f"netvirt-hooks: {line}\n")
+    except Exception:  # pylint: disable=broad-except  (a closed stderr must not change the status)
+        pass
+    try:
+        hooklog.syslog("ERROR", line)
+    except Exception:  # pylint: disable=broad-except
+        pass
+    return status
+
+
+def _run(driver, argv, stdin, stdout, stderr):
     stdin = stdin if stdin is not None else sys.stdin
     stdout = stdout if stdout is not None else sys.stdout.buffer
-    stderr = stderr if stderr is not None else sys.stderr
     event = Event(driver, argv, _read_stdin(stdin))
     dconf, conf_problem = load_conf()
     if conf_problem:

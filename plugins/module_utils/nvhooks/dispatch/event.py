@@ -56,7 +56,8 @@ class Event:
 
     @property
     def aborts_on_failure(self):
-        return self.op in ABORTING_OPS and self.op != "reconnect"
+        # libvirtd ignores its daemon hook's status; a non-zero exit there only misleads
+        return self.driver != "daemon" and self.op in ABORTING_OPS and self.op != "reconnect"
 
     @property
     def takes_xml_output(self):

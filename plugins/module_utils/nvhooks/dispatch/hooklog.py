@@ -83,9 +83,14 @@ def syslog(level, message):
         if not _syslog_open:
             _sys.openlog(IDENT, _sys.LOG_PID, _sys.LOG_DAEMON)
             _syslog_open = True
-        _sys.syslog(_SYSLOG_PRIO[level], message)
+        _sys.syslog(_SYSLOG_PRIO[level], safe_text(message))
     except (ImportError, OSError):
         pass
+
+
+def safe_text(text):
+    """``text`` as valid UTF-8 whatever it holds: odd bytes in file names arrive as lone surrogates."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def handler_logger(target):
