@@ -122,6 +122,15 @@ class Dispatcher:
         rec.add("INFO", f"start {step.target} ({step.source}) for {self.event.name}, timeout {timeout:g}s"
                         f"{', XML filter' if is_filter else ''}")
         rec.add("DEBUG", f"args: {self.event.args!r}")
+        changed = scripts.Safety().recheck(step)   # the file run is the file checked
+        if changed is not None:
+            if is_filter:
+                os.close(stdin)
+            rec.add("ERROR", f"refused: {changed}")
+            self._flush(rec)
+            self._summary("ERROR", step, f"refused: {changed}")
+            self._fail(step, f"refused: {changed}", fail_policy)
+            return
         try:
             # Exec the entry as found, so $0 is the link (shebang scripts see the
             # exec path, not argv[0]); its folders were checked root-owned, not writable.

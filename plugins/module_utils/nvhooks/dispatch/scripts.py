@@ -32,7 +32,7 @@ class Step:
     """One thing the dispatcher runs (or refuses) for an event."""
 
     __slots__ = ("kind", "name", "path", "target", "source", "conf", "problem",
-                 "severity", "handler", "function")
+                 "severity", "handler", "function", "identity")
 
     def __init__(self, kind, name, path=None, target=None, source=None):
         self.kind = kind          # original | builtin | script
@@ -43,6 +43,7 @@ class Step:
         self.conf = None
         self.problem = None       # why it does not run
         self.severity = None      # skip (WARNING, not a failure) | refuse (ERROR, a failure)
+        self.identity = None      # (st_dev, st_ino) of the checked target
         self.handler = None       # builtin: a dispatch.handlers.Handler
         self.function = None      # builtin: handle | daemon
 
@@ -64,7 +65,15 @@ def skip_name(name):
 
 
 class Safety:
-    """Ownership/permission checks, with a per-directory cache."""
+    """Ownership/permission checks of every folder and link on a script's way, cached per folder.
+
+    A path is resolved by hand, one component at a time, as the kernel does
+    it: every folder passed through and every symlink followed must be owned
+    by root (or by us) and not writable by anyone else, whatever hop it is on.
+    So nobody else can repoint a link or swap a file before its turn.
+    """
+
+    MAX_HOPS = 40         # the kernel's own limit on symlinks in one lookup
 
     def __init__(self):
         self.trusted = {0, os.geteuid()}
@@ -73,7 +82,7 @@ class Safety:
     def _problem(self, st, what):
         if st.st_uid not in self.trusted:
             return f"{what} is owned by uid {int(st.st_uid)}, not root"
-        if st.st_mode & 0o022:
+        if st.st_mode & 0o022 and not stat.S_ISLNK(st.st_mode):
             # A root-owned sticky dir (/tmp) lets nobody else rename or remove
             # root's entries in it, so it cannot be used to swap a script.
             if not (stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX and st.st_uid == 0):
@@ -81,43 +90,74 @@ class Safety:
                 return f"{what} is {kind}-writable (mode {stat.S_IMODE(st.st_mode):04o})"
         return None
 
-    def dir_problem(self, path):
-        """The first unsafe directory from / down to ``path``, or None."""
-        if path in self._dirs:
-            return self._dirs[path]
-        parent = os.path.dirname(path)
-        problem = self.dir_problem(parent) if parent != path else None
-        if problem is None:
-            try:
-                problem = self._problem(os.lstat(path), f"folder {path}")
-            except OSError as err:
-                problem = f"folder {path}: {err.strerror}"
-        self._dirs[path] = problem
-        return problem
+    def _folder(self, path, st):
+        if path not in self._dirs:
+            self._dirs[path] = self._problem(st, f"folder {path}")
+        return self._dirs[path]
+
+    def resolve(self, path):
+        """(final path, its stat, problem): ``path`` followed hop by hop, each hop checked."""
+        todo = [c for c in os.path.abspath(path).split("/") if c]
+        current, hops = "/", 0
+        try:
+            problem = self._folder("/", os.lstat("/"))
+            while todo and problem is None:
+                part = todo.pop(0)
+                if part == "..":
+                    current = os.path.dirname(current)
+                    continue
+                if part == ".":
+                    continue
+                candidate = os.path.join(current, part)
+                st = os.lstat(candidate)
+                if stat.S_ISLNK(st.st_mode):
+                    hops += 1
+                    if hops > self.MAX_HOPS:
+                        return candidate, None, f"too many symlinks from {path}"
+                    # a link's mode bits mean nothing; its owner does (its folder was checked)
+                    problem = self._problem(st, f"symlink {candidate}")
+                    link = os.readlink(candidate)
+                    if link.startswith("/"):
+                        current = "/"
+                    todo[:0] = [c for c in link.split("/") if c]
+                elif stat.S_ISDIR(st.st_mode):
+                    problem = self._folder(candidate, st)
+                    current = candidate
+                elif todo:
+                    return candidate, None, f"cannot resolve {path}: {candidate} is not a folder"
+                else:
+                    return candidate, st, None
+            if problem is not None:
+                return current, None, problem
+            return current, os.stat(current), None
+        except OSError as err:
+            return current, None, f"cannot resolve {path}: {err.strerror}"
 
     def check(self, step):
         """Resolve the step's path; set problem/severity when it must not run."""
-        try:
-            target = os.path.realpath(step.path)
-            st = os.stat(target)
-        except OSError as err:
-            return _set(step, "refuse", f"cannot resolve {step.path}: {err.strerror}")
+        target, st, problem = self.resolve(step.path)
+        if problem is not None:
+            return _set(step, "refuse", problem)
         step.target = target
         if not stat.S_ISREG(st.st_mode):
             return _set(step, "refuse", f"{target} is not a regular file")
-        problem = (self.dir_problem(os.path.dirname(os.path.abspath(step.path)))
-                   or self.dir_problem(os.path.dirname(target))
-                   or self._problem(st, f"script {target}"))
-        if problem is None and os.path.islink(step.path):
-            # A symlink's own mode bits mean nothing; its owner does.
-            link_uid = os.lstat(step.path).st_uid
-            if link_uid not in self.trusted:
-                problem = f"symlink {step.path} is owned by uid {int(link_uid)}, not root"
+        problem = self._problem(st, f"script {target}")
         if problem:
             return _set(step, "refuse", problem)
+        step.identity = (st.st_dev, st.st_ino)
         if not st.st_mode & 0o111:
             return _set(step, "skip", f"{target} is not executable")
         return None
+
+    def recheck(self, step):
+        """Just before the exec: the same checks, fresh, and still the same file? None, or why not."""
+        self._dirs = {}
+        target, st, problem = self.resolve(step.path)
+        if problem is None and (target != step.target or (st.st_dev, st.st_ino) != step.identity):
+            problem = f"{step.path} now leads to another file than the one checked"
+        if problem is None and st is not None:
+            problem = self._problem(st, f"script {target}")
+        return problem
 
 
 def _set(step, severity, problem):
