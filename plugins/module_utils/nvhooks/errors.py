@@ -13,10 +13,6 @@ class NetvirtError(Exception):
         super().__init__(f"{where}: {message}" if where else message)
 
 
-class UnitError(NetvirtError):
-    """A rate or size that cannot be converted."""
-
-
 class XmlError(NetvirtError):
     """A domain or hook XML document that is malformed or unsafe."""
 
@@ -27,3 +23,7 @@ class PolicyError(NetvirtError):
 
 class KernelError(NetvirtError):
     """The kernel lacks a capability or refused a change."""
+
+
+class UnitError(PolicyError):
+    """A rate or size that cannot be converted: a policy value at fault, wherever it was written."""

@@ -228,3 +228,22 @@ def test_apply_check_exit_codes(root, capsys, monkeypatch):
     result.update(changed=False, changes=[], errors=["web1 port 0: device does not exist"])
     code, out, _err = run(capsys, "teardown", "web1")
     assert (code, out) == (1, "error: web1 port 0: device does not exist\n")
+
+
+def test_a_bad_value_in_one_guests_xml_is_exit_4_and_spares_the_others(root, capsys):
+    # Issue #11.7: a 4 GiB burst in a status XML made explain/status die with a
+    # traceback (unit errors were not policy errors), for every guest at once.
+    bad = GUEST.format(name="bad").replace("<inbound average='1250'/>", "<inbound average='1000' burst='4194304'/>")
+    (root / "run/libvirt/qemu/bad.xml").write_text(bad)
+    want = "bad: interface[0] <bandwidth> inbound.burst: 4194304 exceeds the kernel's largest size"
+    for argv in (["status", "bad"], ["explain", "bad"], ["apply", "bad", "--check"], ["teardown", "bad", "--check"]):
+        code, out, err = run(capsys, *argv)
+        assert (code, out) == (4, "") and err.startswith(f"netvirt-hooks: {want}"), argv
+    code, out, _err = run(capsys, "status")
+    lines = out.splitlines()
+    assert code == 4 and any(line.startswith(want) for line in lines)
+    assert [line.split()[:3] for line in lines if line.startswith("web1")] == [["web1", "0", "vnet7:"],
+                                                                              ["web1", "1", "vnet8:"]]
+    code, out, _err = run(capsys, "--json", "status")
+    guests = {g["guest"]: g for g in json.loads(out)["guests"]}
+    assert code == 4 and guests["bad"]["error"].startswith(want) and len(guests["web1"]["ports"]) == 2

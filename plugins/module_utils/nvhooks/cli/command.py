@@ -11,7 +11,8 @@ is imported up front so `--help` stays instant; the rest loads per command.
 import argparse
 import sys
 
-from .exits import EXIT_ENVIRONMENT, EXIT_NOT_RUNNING, CliError  # noqa: F401  (EXIT_*: tests and callers)
+from ..errors import KernelError, NetvirtError, PolicyError, XmlError
+from .exits import EXIT_BAD_POLICY, EXIT_ENVIRONMENT, EXIT_NOT_RUNNING, EXIT_PROBLEM, CliError  # noqa: F401
 
 EPILOG = """\
 examples:
@@ -99,6 +100,13 @@ def main(argv=None):
             return code
     except CliError as err:
         result, code = {"error": str(err), "exit": err.code}, err.code
+        if not as_json:
+            sys.stderr.write(f"netvirt-hooks: {err}\n")
+            return code
+    except NetvirtError as err:     # one a command did not map: still a message, never a traceback
+        code = EXIT_BAD_POLICY if isinstance(err, (PolicyError, XmlError)) else \
+            EXIT_ENVIRONMENT if isinstance(err, KernelError) else EXIT_PROBLEM
+        result = {"error": str(err), "exit": code}
         if not as_json:
             sys.stderr.write(f"netvirt-hooks: {err}\n")
             return code

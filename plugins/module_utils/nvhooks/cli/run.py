@@ -82,8 +82,8 @@ def overview(host):
         try:
             _driver, domain = load_guest(name)
             ports = resolve_ports(domain, host)
-        except CliError as err:
-            entry["error"], code = str(err), EXIT_PROBLEM
+        except CliError as err:        # that guest alone: the others are still shown
+            entry["error"], code = str(err), max(code, err.code)
             guests.append(entry)
             continue
         for port in ports:

@@ -76,7 +76,9 @@ def _overview(data):
     lines = [f"policy {data['policy']}"]
     for guest in data["guests"]:
         if "error" in guest:
-            lines.append(f"{guest['guest']}: {guest['error']}")
+            error = guest["error"]
+            named = error.startswith(f"{guest['guest']}:")     # policy errors name the guest already
+            lines.append(error if named else f"{guest['guest']}: {error}")
             continue
         if not guest["ports"]:
             lines.append(f"{guest['guest']}: no interfaces")
