@@ -113,12 +113,12 @@ def test_metadata_parses():
 
 
 @pytest.mark.parametrize("body, needle", [
-    ('<nv:interface mac="x"><nv:inbound average="fast"/></nv:interface>',
+    ('<nv:interface mac="52:54:00:00:00:0a"><nv:inbound average="fast"/></nv:interface>',
      "web-1: metadata interface[0].inbound.average: cannot read 'fast'"),
     ('<nv:interface><nv:inbound average="1"/></nv:interface>', "needs mac, dev or index"),
-    ('<nv:port mac="x"/>', "unexpected element <port>"),
-    ('<nv:interface mac="x"><nv:vlan pvid="9999"/></nv:interface>', "outside 1-4094"),
-    ('<nv:interface mac="x"><nv:inbound average="1"/><nv:inbound average="2"/></nv:interface>', "given twice"),
+    ('<nv:port mac="52:54:00:00:00:0a"/>', "unexpected element <port>"),
+    ('<nv:interface mac="52:54:00:00:00:0a"><nv:vlan pvid="9999"/></nv:interface>', "outside 1-4094"),
+    ('<nv:interface mac="52:54:00:00:00:0a"><nv:inbound average="1"/><nv:inbound average="2"/></nv:interface>', "given twice"),
 ])
 def test_metadata_errors(body, needle):
     xml = (f"<domain><name>web-1</name><uuid>0b5f8a2e-8f6a-4d27-9d8c-1c1b3c1d2e3f</uuid>"
@@ -126,3 +126,39 @@ def test_metadata_errors(body, needle):
     dom = domxml.parse_domain(xml)
     with pytest.raises(PolicyError, match=needle.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
         policy.parse_metadata(dom.policy_element, dom.name)
+
+
+# Issue #11.3: a value of the wrong type is refused naming its key, with a hint;
+# a null or empty match never silently becomes "match every port".
+@pytest.mark.parametrize("path, value, where, reason", [
+    ("rules.1.match.mac", 41135085296, "rules[1].match.mac", "quote MAC addresses in YAML"),  # 52:54:00:12:34:56
+    ("rules.1.match.mac", None, "rules[1].match.mac", "is null"),
+    ("rules.1.match.mac", "", "rules[1].match.mac", "is empty"),
+    ("rules.1.match.mac", "52:54:00:zz:*", "rules[1].match.mac", "not a MAC address"),
+    ("rules.1.match.mac", ["52:54:00:aa:00:01"], "rules[1].match.mac", "list, not a string"),
+    ("rules.0.match.guest", 1234, "rules[0].match.guest", "int, not a string: quote it in YAML"),
+    ("rules.0.match.guest", None, "rules[0].match.guest", "is null"),
+    ("rules.0.match.dev", 7, "rules[0].match.dev", "not a string"),
+    ("rules.0.match", {"guest": None, "mac": None}, "rules[0].match.mac", "is null"),
+    ("rules.0.match", None, "rules[0].match", "must be a mapping"),
+    ("rules.0.group", 7, "rules[0].group", "int, not a string"),
+    ("rules.0.comment", ["x"], "rules[0].comment", "not a string"),
+    ("rules.2.match.index", None, "rules[2].match.index", "not an interface index"),
+    ("rules.2.match.index", True, "rules[2].match.index", "not an interface index"),
+    ("groups", ["web"], "groups", "must be a mapping of names"),
+    ("bridges", "br0", "bridges", "must be a mapping of names"),
+    ("settings", ["warn"], "settings", "must be a mapping"),
+    ("rules.1.inbound.average", True, "rules[1].inbound.average", "not a number"),
+    ("rules.1.inbound.average", 1.5, "rules[1].inbound.average", "has no unit"),
+    ("rules.2.vlan.pvid", True, "rules[2].vlan.pvid", "not a VLAN id"),
+    ("rules.2.vlan.untagged", "sometimes", "rules[2].vlan.untagged", "not a boolean"),
+])
+def test_values_are_typed(path, value, where, reason):
+    message = _bad(path, value)
+    assert message.startswith(f"/etc/policy.json: {where}: ") and reason in message, message
+
+
+def test_a_typed_match_still_matches_as_before():
+    host = policy.parse_host_policy({"rules": [{"match": {"mac": "52:54:00:AA:00:0?", "guest": "web-*", "dev": "vnet*"},
+                                                "inbound": {"average": "1mbit"}}]})
+    assert host.rules[0].match == policy.PortMatch(guest="web-*", mac="52:54:00:aa:00:0?", dev="vnet*")

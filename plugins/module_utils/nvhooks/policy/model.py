@@ -231,26 +231,60 @@ def _port_policy(data, where):
         if data.get(direction) is not None:
             out[direction] = parse_rate(data[direction], f"{where}.{direction}")
     if data.get("group") is not None:
-        out["group"] = str(data["group"])
+        out["group"] = _string(data, "group", where)
     if data.get("vlan") is not None:
         out["vlan"] = parse_vlan(data["vlan"], f"{where}.vlan")
     return out
 
 
+# YAML 1.1 (PyYAML, Ansible) reads 52:54:00:12:34:56 as a base-60 integer.
+_MAC_HINT = ": quote MAC addresses in YAML (unquoted, YAML 1.1 reads one of only digits as a number)"
+_QUOTE_HINT = ": quote it in YAML"
+_MAC_GLOB = frozenset("0123456789abcdef:*?[]!-")
+
+
+def _string(data, key, where, hint=_QUOTE_HINT):
+    """data[key] as a non-empty string, None when the key is absent; null, numbers, lists are refused."""
+    if key not in data:
+        return None
+    value = data[key]
+    if value is None:
+        raise PolicyError("is null: give a value, or leave the key out", f"{where}.{key}")
+    if not isinstance(value, str):
+        raise PolicyError(f"{value!r} is a {type(value).__name__}, not a string{hint}", f"{where}.{key}")
+    if not value.strip():
+        raise PolicyError("is empty: give a value, or leave the key out", f"{where}.{key}")
+    return value
+
+
 def parse_match(data, where):
+    """Which ports a rule is for. Every key must be a real value: a null or a number that
+    silently became 'no value' would make the rule match every port of every guest."""
     _check_keys(data, ("guest", "mac", "dev", "index"), where)
     if not data:
         raise PolicyError("match needs at least one of guest, mac, dev, index", where)
     index = data.get("index")
-    if index is not None:
+    if "index" in data:
         if isinstance(index, bool) or not str(index).isdigit():
             raise PolicyError(f"{index!r} is not an interface index (0, 1, ...)", f"{where}.index")
         index = int(index)
         if data.get("guest") is None:
             raise PolicyError("index only makes sense with a guest name", f"{where}.index")
-    mac = data.get("mac")
-    return PortMatch(guest=data.get("guest"), mac=mac.lower() if isinstance(mac, str) else None,
-                     dev=data.get("dev"), index=index)
+    mac = _string(data, "mac", where, _MAC_HINT)
+    if mac is not None:
+        mac = mac.lower()
+        if not set(mac) <= _MAC_GLOB:
+            raise PolicyError(f"{data['mac']!r} is not a MAC address or a glob of one", f"{where}.mac")
+    return PortMatch(guest=_string(data, "guest", where), mac=mac, dev=_string(data, "dev", where), index=index)
+
+
+def _mapping(data, key, where):
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PolicyError(f"must be a mapping of names, not {type(value).__name__}", f"{where}{key}")
+    return value
 
 
 def parse_host_policy(data, source="policy.json"):
@@ -259,16 +293,16 @@ def parse_host_policy(data, source="policy.json"):
     if data.get("version", 1) != 1:
         raise PolicyError(f"unsupported version {data.get('version')!r} (this library reads 1)", f"{source}: version")
     try:
-        settings = data.get("settings") or {}
+        settings = _mapping(data, "settings", "")
         _check_keys(settings, ("vlan_failure", "uplink_vlans", "native_bandwidth"), "settings")
         parsed_settings = Settings(
             vlan_failure=_choice(settings.get("vlan_failure", "abort"), VLAN_FAILURE, "settings.vlan_failure"),
             uplink_vlans=_choice(settings.get("uplink_vlans", "static"), UPLINK_VLANS, "settings.uplink_vlans"),
             native_bandwidth=_choice(settings.get("native_bandwidth", "takeover"), NATIVE_BANDWIDTH,
                                      "settings.native_bandwidth"))
-        groups = {name: parse_group(name, spec, f"groups.{name}") for name, spec in (data.get("groups") or {}).items()}
+        groups = {name: parse_group(name, spec, f"groups.{name}") for name, spec in _mapping(data, "groups", "").items()}
         bridges = {name: parse_bridge(name, spec, f"bridges.{name}")
-                   for name, spec in (data.get("bridges") or {}).items()}
+                   for name, spec in _mapping(data, "bridges", "").items()}
         rules = []
         raw_rules = data.get("rules") or []
         if not isinstance(raw_rules, list):
@@ -278,6 +312,8 @@ def parse_host_policy(data, source="policy.json"):
             _check_keys(rule, ("match", "inbound", "outbound", "group", "vlan", "comment"), where)
             if "match" not in rule:
                 raise PolicyError("a rule needs a match", where)
+            if rule.get("comment") is not None:
+                _string(rule, "comment", where)
             body = _port_policy(rule, where)
             if not body:
                 raise PolicyError("a rule needs inbound, outbound, group or vlan", where)
