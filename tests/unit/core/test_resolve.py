@@ -95,3 +95,48 @@ def test_no_policy_no_host_file():
                               "</devices></domain>")
     (port,) = resolve.resolve(dom)
     assert not port.shaped and port.vlan is None and port.sources == {}
+
+
+def _restricted(**settings):
+    return policy.parse_host_policy({
+        "settings": settings,
+        "groups": {"web": {"inbound": {"ceiling": "100mbit"}}, "db": {"inbound": {"ceiling": "10mbit"}}}})
+
+
+# Issue #11.9: the host can restrict what a guest's own metadata may choose.
+def test_metadata_vlans_outside_the_hosts_list_are_refused():
+    domain = domxml.parse_domain(DOMAIN)
+    with pytest.raises(PolicyError) as err:
+        resolve.resolve(domain, _restricted(metadata_vlans="200-299"))
+    assert str(err.value) == ("web-1: interface[1] (metadata interface[1]): its metadata asks for VLAN 100, which "
+                              "this host does not allow guests to choose (settings.metadata_vlans: 200-299)")
+    assert resolve.resolve(domain, _restricted(metadata_vlans="100,200-299"))[1].vlan.pvid == 100
+    with pytest.raises(PolicyError, match=r"metadata_vlans: none"):
+        resolve.resolve(domain, _restricted(metadata_vlans=[]))
+
+
+def test_metadata_groups_outside_the_hosts_list_are_refused():
+    domain = domxml.parse_domain(DOMAIN)
+    with pytest.raises(PolicyError, match=r"asks for group 'web'.*\(settings.metadata_groups: db\)"):
+        resolve.resolve(domain, _restricted(metadata_groups=["db"]))
+    assert resolve.resolve(domain, _restricted(metadata_groups=["db", "web"]))[1].group.name == "web"
+
+
+def test_host_rules_are_not_restricted_by_the_metadata_lists():
+    host = policy.parse_host_policy({
+        "settings": {"metadata_vlans": [], "metadata_groups": []},
+        "groups": {"web": {"inbound": {"ceiling": "100mbit"}}},
+        "rules": [{"match": {"guest": "web-1", "index": 1}, "group": "web", "vlan": {"pvid": 100}}]})
+    port = resolve.resolve(domxml.parse_domain(DOMAIN), host)[1]
+    assert (port.vlan.pvid, port.group.name) == (100, "web")
+    assert port.sources["vlan"] == port.sources["group"] == "host policy rules[0]"
+
+
+@pytest.mark.parametrize("settings, where", [
+    ({"metadata_vlans": "5000"}, "settings.metadata_vlans"),
+    ({"metadata_groups": "web"}, "settings.metadata_groups"),
+    ({"metadata_groups": [7]}, r"settings.metadata_groups\[0\]"),
+])
+def test_metadata_lists_are_typed(settings, where):
+    with pytest.raises(PolicyError, match=rf"^policy.json: {where}: "):
+        policy.parse_host_policy({"settings": settings})

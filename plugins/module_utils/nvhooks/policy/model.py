@@ -83,6 +83,9 @@ class Settings(Record):
     vlan_failure: str = "abort"         # abort the guest start, or only warn
     uplink_vlans: str = "static"        # dynamic: uplink carries only VLANs in use
     native_bandwidth: str = "takeover"  # takeover: we shape ports with native <bandwidth>
+    # What a guest's own <metadata> may choose (docs/policy.md "Trust"); None: anything
+    metadata_vlans: Optional[frozenset] = None
+    metadata_groups: Optional[frozenset] = None
 
 
 class PortMatch(Record):
@@ -278,6 +281,18 @@ def parse_match(data, where):
     return PortMatch(guest=_string(data, "guest", where), mac=mac, dev=_string(data, "dev", where), index=index)
 
 
+def _names(data, key, where):
+    """A list of names, or None when the key is absent or null (no restriction)."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise PolicyError(f"must be a list of names, not {type(value).__name__}", f"{where}.{key}")
+    for i, name in enumerate(value):
+        _string({f"{key}[{i}]": name}, f"{key}[{i}]", where)
+    return frozenset(value)
+
+
 def _mapping(data, key, where):
     value = data.get(key)
     if value is None:
@@ -294,12 +309,16 @@ def parse_host_policy(data, source="policy.json"):
         raise PolicyError(f"unsupported version {data.get('version')!r} (this library reads 1)", f"{source}: version")
     try:
         settings = _mapping(data, "settings", "")
-        _check_keys(settings, ("vlan_failure", "uplink_vlans", "native_bandwidth"), "settings")
+        _check_keys(settings, ("vlan_failure", "uplink_vlans", "native_bandwidth", "metadata_vlans",
+                               "metadata_groups"), "settings")
         parsed_settings = Settings(
             vlan_failure=_choice(settings.get("vlan_failure", "abort"), VLAN_FAILURE, "settings.vlan_failure"),
             uplink_vlans=_choice(settings.get("uplink_vlans", "static"), UPLINK_VLANS, "settings.uplink_vlans"),
             native_bandwidth=_choice(settings.get("native_bandwidth", "takeover"), NATIVE_BANDWIDTH,
-                                     "settings.native_bandwidth"))
+                                     "settings.native_bandwidth"),
+            metadata_vlans=None if settings.get("metadata_vlans") is None else
+            vlanset.parse_vids(settings["metadata_vlans"], "settings.metadata_vlans"),
+            metadata_groups=_names(settings, "metadata_groups", "settings"))
         groups = {name: parse_group(name, spec, f"groups.{name}") for name, spec in _mapping(data, "groups", "").items()}
         bridges = {name: parse_bridge(name, spec, f"bridges.{name}")
                    for name, spec in _mapping(data, "bridges", "").items()}

@@ -19,7 +19,7 @@ value with the source it came from.
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Tuple
 
-from . import model as policy, units
+from . import model as policy, units, vlanset
 from ..errors import PolicyError
 
 ASPECTS = ("inbound", "outbound", "group", "vlan")
@@ -103,6 +103,7 @@ def resolve_port(domain, iface, host, meta_rules):
     if native and ("inbound" in chosen or "outbound" in chosen or "group" in chosen):
         notes.append("libvirt's own shaping of this port (<bandwidth>: HTB + ingress police) is replaced by ours;"
                      " a port is never shaped twice")
+    _allowed(chosen, sources, host.settings, f"{domain.name}: interface[{iface.index}]")
     group = None
     if "group" in chosen:
         group = host.groups.get(chosen["group"])
@@ -124,6 +125,24 @@ def resolve_port(domain, iface, host, meta_rules):
         type=iface.type, bridge=iface.source_bridge, ovs=ovs, native=native,
         inbound=chosen.get("inbound"), outbound=chosen.get("outbound"), group=group,
         vlan=chosen.get("vlan"), sources=sources, notes=tuple(notes))
+
+
+def _allowed(chosen, sources, settings, where):
+    """A guest's own metadata may only pick what the host allows (settings.metadata_*)."""
+    if "metadata" in sources.get("vlan", "") and settings.metadata_vlans is not None:
+        vlan = chosen["vlan"]
+        asked = set(vlan.tagged) | ({vlan.pvid} if vlan.pvid else set())
+        refused = asked - settings.metadata_vlans
+        if refused:
+            allowed = vlanset.format_vids(settings.metadata_vlans) or "none"
+            raise PolicyError(f"its metadata asks for VLAN {vlanset.format_vids(refused)}, which this host does not "
+                              f"allow guests to choose (settings.metadata_vlans: {allowed})",
+                              f"{where} ({sources['vlan']})")
+    if "metadata" in sources.get("group", "") and settings.metadata_groups is not None \
+            and chosen["group"] not in settings.metadata_groups:
+        allowed = ", ".join(sorted(settings.metadata_groups)) or "none"
+        raise PolicyError(f"its metadata asks for group {chosen['group']!r}, which this host does not allow "
+                          f"guests to choose (settings.metadata_groups: {allowed})", f"{where} ({sources['group']})")
 
 
 def _take(chosen, sources, rule, label):
