@@ -164,6 +164,7 @@ def kprobe():
 def scratch_root(tmp_path, monkeypatch):
     """Locks and the capability cache of the core go to a scratch tree, never /run
     (use with ``pytestmark = pytest.mark.usefixtures("scratch_root")``)."""
+    (tmp_path / "run").mkdir()   # as on a host: the core makes its folders under /run, never /run itself
     monkeypatch.setenv("NETVIRT_HOOKS_ROOT", str(tmp_path))
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from nvhooks import errors
 from nvhooks.policy import model as policy
-from nvhooks.shaping import apply as tcapply, plan as tcplan
+from nvhooks.shaping import apply as tcapply, execute as tcexecute, plan as tcplan
 from nvhooks.policy.model import Rate
 
 pytestmark = pytest.mark.usefixtures("scratch_root")
@@ -169,14 +169,14 @@ def test_rollback_midway(netns, veth, nsrun, caps, monkeypatch):
     nsrun(ns, "tc", "class", "add", "dev", tap, "parent", "1:", "classid", "1:2", "htb", "rate", "3mbit",
           "burst", "16k", "quantum", "3000")
     before = snapshot(nsrun, ns, tap)
-    real_add = tcapply._Exec.add
+    real_add = tcexecute._Exec.add
 
     def failing_add(self, obj):
         if obj.kind == "filter":          # the last step: redirect on the tap
             nsrun(ns, "ip", "link", "del", tcplan.port_ifb(tap))   # the ifb vanishes under us
         return real_add(self, obj)
 
-    monkeypatch.setattr(tcapply._Exec, "add", failing_add)
+    monkeypatch.setattr(tcexecute._Exec, "add", failing_add)
     with pytest.raises(errors.KernelError, match="rolled back"):
         tcapply.apply(tcplan.plan_device(tap, caps, netns=ns, **POLICY), caps)
     assert snapshot(nsrun, ns, tap) == before

@@ -110,13 +110,15 @@ def test_group_member_floor_ceiling_and_shared_objects():
     gi, go = tcplan.group_ifb("web", "inbound"), tcplan.group_ifb("web", "outbound")
     members = {(o.dev, o.kind): o for o in plan.objects if o.scope == "member"}
     cls_in = members[(gi, "class")]
-    assert cls_in.id is None                                        # tcapply allocates the member number
+    assert cls_in.id is None                                        # diff.py allocates the member number
     assert (cls_in.get("rate"), cls_in.get("ceil")) == (20 * MBIT // 8, 100 * MBIT // 8)   # peak capped
     cls_out = members[(go, "class")]
     assert (cls_out.get("rate"), cls_out.get("ceil")) == (500_000 // 8, 50 * MBIT // 8)  # 1% default floor
     flt_in, flt_out = members[(gi, "filter")], members[(go, "filter")]
     assert (flt_in.get("mac"), flt_in.get("mac_at")) == ("52:54:00:aa:bb:cc", -14)
     assert flt_out.get("mac_at") == -8
+    assert tcplan.group_of(tcplan.group_ifb_alias("web", "inbound")) == "web"
+    assert tcplan.group_of(tcplan.group_ifb_alias("a b", "outbound")) == "a b"   # names may hold spaces
     shared = {o.key: o for o in plan.objects if o.scope == "group"}
     assert shared[("class", gi, tcplan.GROUP_CLASS)].get("rate") == 100 * MBIT // 8
     catch_all = shared[("class", gi, tcplan.GROUP_DEFAULT)]

@@ -4,9 +4,10 @@
 """What this kernel can do for shaping, tried for real once per boot.
 
 The probe builds a scratch network namespace with a veth pair, tries each
-qdisc/ifb there through pyroute2 and removes the namespace. The answer is
-cached in ``paths.run_dir()/shaping-caps.json`` keyed by the boot id (a new
-kernel is a new boot) and logged once when probed.
+qdisc/ifb there (through kernel/tc.py and kernel/netlink.py) and removes
+the namespace. The answer is cached in ``paths.run_dir()/shaping-caps.json``
+keyed by the boot id (a new kernel is a new boot) and logged once when
+probed.
 """
 
 import json
@@ -15,6 +16,7 @@ import uuid
 from dataclasses import asdict, dataclass
 
 from .. import paths
+from ..errors import NetvirtError
 
 LEAVES = ("fq_codel", "sfq", "pfifo")     # best first
 CACHE_NAME = "shaping-caps.json"
@@ -82,18 +84,19 @@ def get(log=None, refresh=False):
 
 def _save(caps):
     try:
-        os.makedirs(paths.run_dir(), mode=0o755, exist_ok=True)
+        from .. import locks
+        locks.private_dir(paths.run_dir())
         tmp = f"{cache_path()}.{os.getpid()}.tmp"
         with open(tmp, "w", encoding="utf-8") as handle:
             json.dump(caps.as_dict(), handle)
         os.replace(tmp, cache_path())
-    except OSError:
-        pass                    # a read-only run dir only costs a probe next time
+    except (OSError, NetvirtError):
+        pass                    # an unusable run dir only costs a probe next time
 
 
 def probe():
     """Try every capability in a scratch netns (needs root); return Caps."""
-    from ..kernel import netlink
+    from ..kernel import netlink, tc
     netlink.require()
     from pyroute2 import netns as pnetns
     name = f"nvprobe{uuid.uuid4().hex[:8]}"
@@ -102,16 +105,17 @@ def probe():
         with netlink.ipr(name) as sock:
             sock.link("add", ifname="p0", kind="veth", peer="p1")
             index = netlink.link_index(sock, "p0")
-            found = {"htb": _try(sock.tc, "add", "htb", index, 0x10000, default=1),
-                     "clsact": _try(sock.tc, "add", "clsact", index)}
-            found["ingress"] = found["clsact"] or _try(sock.tc, "add", "ingress", index, 0xFFFF0000)
+            found = {"htb": _try(tc.add_htb, sock, index, 0x10000, default=1),
+                     "clsact": _try(tc.add_clsact, sock, index)}
+            found["ingress"] = found["clsact"] or _try(tc.add_ingress, sock, index, 0xFFFF0000)
             found["ifb"] = _try(sock.link, "add", ifname="pifb", kind="ifb")
             leaf = "pfifo"
             if found["htb"]:
-                _try(sock.tc, "add-class", "htb", index, 0x10001, parent=0x10000, rate=125000, ceil=125000,
+                # a class 1:1 to try the leaves under (1 Mbit/s; values only need to be valid)
+                _try(tc.add_class, sock, index, 0x10001, parent=0x10000, rate=125000, ceil=125000,
                      burst=16384, cburst=16384, quantum=12500)
                 for kind in LEAVES[:-1]:
-                    if _try(sock.tc, "add", kind, index, 0x100000, parent=0x10001):
+                    if _try(tc.add_qdisc, sock, kind, index, 0x100000, parent=0x10001):
                         leaf = kind
                         break
     finally:

@@ -5,14 +5,14 @@
 
 They are left when a guest stops while our hook is not installed (hooks
 removed, or a hook that failed) or when a process dies in the middle of a
-batch. ``shapehook.reconcile_all`` collects them at daemon start and
+batch. ``hook.reconcile_all`` collects them at daemon start and
 reload; ``netvirt-hooks gc`` on demand. Each decision is made again under
 the lock that every change to that object takes, so a guest starting at the
 same moment keeps what it has just created.
 
 Orphans:
 
-* ifbs parked for deletion by a batch that never ended (tcsession);
+* ifbs parked for deletion by a batch that never ended (session.py);
 * port ifbs (alias ``netvirt port <tap> outbound``) that no redirect on
   <tap> uses: the tap is gone, or it no longer sends to that ifb;
 * group ifbs without members;
@@ -23,6 +23,7 @@ Orphans:
 from .. import locks
 from ..kernel import netlink
 from . import apply as tcapply, plan as tcplan, session as tcsession
+from .live import Live, member_minors
 
 _PORT = f"{tcplan.ALIAS_PREFIX}port "
 _GROUP = f"{tcplan.ALIAS_PREFIX}group "
@@ -47,7 +48,7 @@ def collect(caps, netns=None, in_use=None, check_mode=False, log=None, lock_time
                     if not _redirects_to(batch.sock, caps, tap, name):
                         _drop(batch, check_mode, found, index, name, alias, f"no redirect on {tap} uses it")
             elif alias.startswith(_GROUP):
-                group = tcapply.group_of(alias)
+                group = tcplan.group_of(alias)
                 with locks.group_locks([group], timeout=lock_timeout):
                     macs = _members(batch.sock, caps, name)
                     if not macs:
@@ -69,7 +70,7 @@ def _drop(batch, check_mode, found, index, name, alias, why):
 
 
 def _read(sock, caps, dev, **how):
-    live = tcapply.Live(sock, caps.tick_in_usec, devs=[dev], all_ifbs=False)
+    live = Live(sock, caps.tick_in_usec, devs=[dev], all_ifbs=False)
     live.read_dev(dev, **how)
     return live
 
@@ -80,7 +81,7 @@ def _redirects_to(sock, caps, tap, ifb):
 
 
 def _members(sock, caps, ifb):
-    return sorted(tcapply.member_minors(_read(sock, caps, ifb, scope="group", ifb=True), ifb)[0])
+    return sorted(member_minors(_read(sock, caps, ifb, scope="group", ifb=True), ifb)[0])
 
 
 def _drop_member(batch, caps, netns, group, mac, in_use, check_mode, log, found, lock_timeout):

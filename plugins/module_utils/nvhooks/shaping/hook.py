@@ -1,10 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, netvirt developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Shaping as a built-in hook handler (called by dispatch.py).
+"""Shaping as a built-in hook handler (registered in dispatch/handlers.py).
 
-* qemu/lxc ``started begin`` and ``reconnect begin``: apply every shaped port
-  of the guest (taps exist then).
+* qemu/lxc ``start begin``: apply every shaped port of the guest. libvirt
+  has made the taps (and put them in their bridges) by then, and has not yet
+  started the guest's process: the first packet is shaped. This is also the
+  first event with taps of an incoming migration or a restore.
+* ``started begin`` and ``reconnect begin``: the same, as an idempotent
+  re-check (nothing changes when the ports are right).
 * ``stopped end`` and ``release end``: tear down what we made for the guest,
   from names derived from the domain XML (taps may be gone already; the
   kernel is the truth, no state files needed).
@@ -17,7 +21,7 @@ import os
 from .. import paths
 from ..policy.xmlns import NS_BYTES
 
-APPLY = frozenset((("started", "begin"), ("reconnect", "begin")))
+APPLY = frozenset((("start", "begin"), ("started", "begin"), ("reconnect", "begin")))
 TEARDOWN = frozenset((("stopped", "end"), ("release", "end")))
 
 
@@ -65,7 +69,7 @@ def handle(event, domain, host, log):
 
 
 def apply_guest(domain, host, log, check=False, caps=None):
-    """Apply every shaped port; returns [(port label, tcapply.Result)]."""
+    """Apply every shaped port; returns [(port label, apply.Result)]."""
     from ..policy import resolve
     from ..errors import NetvirtError
     results, failures, work = [], [], []
@@ -164,7 +168,12 @@ def reconcile_all(host, log):
             done += 1
         except NetvirtError as err:
             log.error("reconcile %s: %s", path, err)
-    _collect_orphans(log)
+        except Exception as err:  # pylint: disable=broad-except  (one guest's bug must not stop the others)
+            log.error("reconcile %s: internal error: %r", path, err)
+    try:
+        _collect_orphans(log)
+    except Exception as err:  # pylint: disable=broad-except
+        log.error("orphan collection: internal error: %r", err)
     return done
 
 
@@ -174,7 +183,7 @@ def _our_ifbs_exist():
     for path in glob.glob("/sys/class/net/*/ifalias"):
         try:
             with open(path, "rb") as handle:
-                if handle.read(8) == b"netvirt ":     # tcplan.ALIAS_PREFIX (tcplan is not imported here)
+                if handle.read(8) == b"netvirt ":     # plan.ALIAS_PREFIX (plan.py is not imported here)
                     return True
         except OSError:
             continue

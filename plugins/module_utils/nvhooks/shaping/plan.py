@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Shaping plan: policy + kernel capabilities -> desired tc state, as plain data.
 
-Pure: no kernel, no pyroute2. ``tcapply`` compares a plan with the live
+Pure: no kernel, no pyroute2. apply.py compares a plan with the live
 kernel and changes only the difference. Layout (docs/shaping.md has a picture):
 
 * guest inbound  = tap egress: root HTB ``1:`` default ``1``, class ``1:1``
@@ -20,7 +20,7 @@ kernel and changes only the difference. Layout (docs/shaping.md has a picture):
   capped at the ceiling) chosen by a u32 filter on the guest MAC (dst MAC at
   -14 on the inbound ifb, src MAC at -8 on the outbound ifb: u32 offsets are
   relative to the network header). The member number ``m`` is allocated by
-  tcapply (lowest free), so the plan carries ``None`` for it.
+  diff.py (lowest free), so the plan carries ``None`` for it.
 
 Every object carries the exact values the kernel reports back (rates in
 bytes/s, HTB buffers in psched ticks), so comparing is exact.
@@ -95,6 +95,11 @@ def group_ifb_alias(group, direction):
     return f"{ALIAS_PREFIX}group {group} {direction}"
 
 
+def group_of(alias):
+    """Inverse of group_ifb_alias: 'netvirt group <name> <direction>' -> name."""
+    return alias[len(ALIAS_PREFIX) + len("group "):].rsplit(" ", 1)[0]
+
+
 def quantum(rate_bytes):
     """A quantum the kernel does not warn about ('quantum of class is big/small')."""
     return max(MIN_QUANTUM, min(MAX_QUANTUM, rate_bytes // R2Q))
@@ -116,7 +121,7 @@ class Obj:
 
     kind: ``ifb`` (dev = the ifb), ``qdisc`` (id = its parent handle),
     ``class`` (id = classid), ``filter`` (id = (parent, prio, u32 handle)).
-    Member objects carry id None (and the leaf handle None) until tcapply
+    Member objects carry id None (and the leaf handle None) until diff.py
     allocates the member number.
     attrs: sorted (name, value) pairs compared with what the kernel reports.
     scope: ``port`` (belongs to this port), ``group`` (shared by a group's
@@ -288,7 +293,7 @@ def group_objects(group, direction, caps, where):
 
 
 def member_objects(group, direction, rate, mac, caps, where):
-    """A member's class + leaf + MAC filter on the group ifb (id None: tcapply allocates)."""
+    """A member's class + leaf + MAC filter on the group ifb (id None: diff.py allocates)."""
     side = getattr(group, direction)
     ifb = group_ifb(group.name, direction)
     floor = (rate.floor if rate and rate.floor else None) or side.floor or max(8000, side.ceiling // 100)
@@ -366,7 +371,7 @@ def plan_port(port, caps):
 
     OVS ports and ports without shaping give None; ports with native
     <bandwidth> get our plan, which replaces libvirt's root qdisc and
-    ingress police (tcapply takes over any root/ingress qdisc).
+    ingress police (apply takes over any root/ingress qdisc).
     """
     if port.ovs or not port.shaped or not port.dev:
         return None
