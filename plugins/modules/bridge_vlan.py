@@ -206,94 +206,8 @@ try:
 except ImportError:
     HAS_PYROUTE2, PYROUTE2_ERROR = False, traceback.format_exc()
 
-from ansible_collections.netvirt.libvirt_hooks.plugins.module_utils.nvhooks.vlan import apply as vlanapply
-from ansible_collections.netvirt.libvirt_hooks.plugins.module_utils.nvhooks.policy import vlanset
+from ansible_collections.netvirt.libvirt_hooks.plugins.module_utils.nvhooks.vlan import port as vlanport
 from ansible_collections.netvirt.libvirt_hooks.plugins.module_utils.nvhooks.errors import NetvirtError
-
-
-def _text(view):
-    """Diff text: one key a line, empty sets as 'none'."""
-    out = []
-    for key in ("vlan_filtering", "default_pvid", "pvid", "untagged", "tagged"):
-        if key in view:
-            value = view[key]
-            out.append("%s: %s" % (key, "none" if value in (None, "") else value))
-    return "\n".join(out) + "\n"
-
-
-def _ids(params):
-    vids = vlanset.parse_vids(params["vids"], "vids")
-    pvid = None
-    if params["pvid"] is not None:
-        (pvid,) = vlanset.parse_vids(params["pvid"], "pvid")
-    if pvid is not None and pvid in vids:
-        raise NetvirtError("VLAN %d is both the pvid and in vids" % pvid, "pvid")
-    return pvid, vids
-
-
-def _port(module, nl, pvid, vids):
-    params, state = module.params, module.params["state"]
-    common = dict(check=module.check_mode, bridge=params["bridge"], netns=params["netns"])
-    if state == "present":
-        if pvid is None and not vids:
-            raise NetvirtError("state=present needs pvid or vids", "port %s" % params["port"])
-        return vlanapply.set_port(nl, params["port"], vlanapply.wish(pvid, params["untagged"], vids),
-                                  exclusive=params["exclusive"], **common)
-    remove = set(vids) | ({pvid} if pvid else set())
-    return vlanapply.set_port(nl, params["port"], {}, exclusive=not remove, remove=remove, **common)
-
-
-def _bridge(module, nl, pvid, vids):
-    params, state = module.params, module.params["state"]
-    result = {"changed": False, "bridge": params["bridge"], "actions": []}
-    if state == "present" and (params["vlan_filtering"] is not None or params["default_pvid"] is not None):
-        default_pvid = params["default_pvid"]
-        if default_pvid:
-            vlanset.parse_vids(default_pvid, "default_pvid")
-        switches = vlanapply.set_bridge(nl, params["bridge"], vlan_filtering=params["vlan_filtering"],
-                                        default_pvid=default_pvid, check=module.check_mode,
-                                        netns=params["netns"])
-        result.update(changed=switches["changed"], actions=list(switches["actions"]),
-                      before=dict(switches["before"]), after=dict(switches["after"]))
-    if pvid is not None or vids or state == "absent":
-        if state == "present":
-            own = vlanapply.set_self(nl, params["bridge"], vlanapply.wish(pvid, params["untagged"], vids),
-                                     exclusive=params["exclusive"], check=module.check_mode, netns=params["netns"])
-        else:
-            remove = set(vids) | ({pvid} if pvid else set())
-            own = vlanapply.set_self(nl, params["bridge"], {}, exclusive=not remove, remove=remove,
-                                     check=module.check_mode, netns=params["netns"])
-        result["changed"] = result["changed"] or own["changed"]
-        result["actions"] += own["actions"]
-        result.setdefault("before", {}).update(own["before"])
-        result.setdefault("after", {}).update(own["after"])
-    if "before" not in result:
-        raise NetvirtError("nothing to do: give vlan_filtering, default_pvid, pvid or vids", "bridge %s" % params["bridge"])
-    return result
-
-
-def run(module):
-    params = module.params
-    pvid, vids = _ids(params)
-    nl = vlanapply.open_netlink(params["netns"])
-    try:
-        if params["state"] == "query":
-            return dict(vlanapply.query(nl, port=params["port"], bridge=params["bridge"], netns=params["netns"]),
-                        changed=False)
-        if params["port"]:
-            result = _port(module, nl, pvid, vids)
-            if not result["vlan_filtering"]:
-                module.warn("bridge %s does not filter VLANs (vlan_filtering off): the kernel keeps the port's "
-                            "VLANs but does not enforce them" % result["bridge"])
-        else:
-            result = _bridge(module, nl, pvid, vids)
-    finally:
-        nl.close()
-    if module._diff and result["changed"]:
-        header = params["port"] or params["bridge"]
-        result["diff"] = {"before": _text(result["before"]), "after": _text(result["after"]),
-                          "before_header": header, "after_header": header}
-    return result
 
 
 def main():
@@ -317,9 +231,12 @@ def main():
     if not HAS_PYROUTE2:
         module.fail_json(msg=missing_required_lib("pyroute2"), exception=PYROUTE2_ERROR)
     try:
-        result = run(module)
+        result, warnings = vlanport.run(module.params, check=module.check_mode,
+                                        diff=module._diff)  # pylint: disable=protected-access
     except NetvirtError as err:
-        module.fail_json(msg=str(err))
+        module.fail_json(msg=str(err), **getattr(err, "fields", {}))
+    for warning in warnings:
+        module.warn(warning)
     module.exit_json(**result)
 
 

@@ -171,8 +171,7 @@ order:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.netvirt.libvirt_hooks.plugins.module_utils.nvhooks.dispatch import conf as confmod
-from ansible_collections.netvirt.libvirt_hooks.plugins.module_utils.nvhooks.dispatch import dispatcher as dispatch, hookscript
+from ansible_collections.netvirt.libvirt_hooks.plugins.module_utils.nvhooks.dispatch import hookscript
 from ansible_collections.netvirt.libvirt_hooks.plugins.module_utils.nvhooks.errors import NetvirtError
 
 
@@ -198,34 +197,13 @@ def main():
                      ("state", "query", ("event",))],
         supports_check_mode=True,
     )
-    p = module.params
     try:
-        if p["state"] == "query":
-            module.exit_json(changed=False, order=dispatch.query(p["event"]))
-        dconf = confmod.load_dispatcher()
-        content, values = None, None
-        if p["state"] == "present":
-            if p["src"] is not None:
-                try:
-                    with open(p["src"], "rb") as handle:
-                        content = handle.read(hookscript.MAX_SCRIPT_BYTES + 1)
-                except OSError as err:
-                    module.fail_json(msg=f"src: cannot read {p['src']}: {err.strerror}")
-            else:
-                content = p["content"].encode("utf-8")
-            values = hookscript.conf_values(p["timeout"], p["fail"], p["xml_filter"], p["log_level"], p["config"])
-        plan = hookscript.plan(p["name"], p["state"], dconf, content, p["events"] or (), values)
-    except (NetvirtError, ValueError) as err:
-        module.fail_json(msg=str(err))
-    result = dict(changed=plan.changed, script=plan.script, conf_file=plan.conf_file,
-                  links=plan.after["links"])
-    if module._diff:
-        result["diff"] = plan.diff()
-    if plan.changed and not module.check_mode:
-        try:
-            plan.apply()
-        except (OSError, NetvirtError) as err:
-            module.fail_json(msg=f"cannot install {p['name']}: {err}", **result)
+        result, warnings = hookscript.run(module.params, check=module.check_mode,
+                                          diff=module._diff)  # pylint: disable=protected-access
+    except NetvirtError as err:
+        module.fail_json(msg=str(err), **getattr(err, "fields", {}))
+    for warning in warnings:
+        module.warn(warning)
     module.exit_json(**result)
 
 

@@ -255,59 +255,11 @@ except ImportError:
 else:
     PYROUTE2_ERROR = None
 
-from ansible_collections.netvirt.libvirt_hooks.plugins.module_utils.nvhooks.shaping import caps as nvcaps
-from ansible_collections.netvirt.libvirt_hooks.plugins.module_utils.nvhooks.policy import model as policy, units
-from ansible_collections.netvirt.libvirt_hooks.plugins.module_utils.nvhooks.shaping import apply as tcapply, plan as tcplan
+from ansible_collections.netvirt.libvirt_hooks.plugins.module_utils.nvhooks.shaping import device as tcdevice
 from ansible_collections.netvirt.libvirt_hooks.plugins.module_utils.nvhooks.errors import NetvirtError
 
 RATE_SPEC = dict(average=dict(type="raw"), peak=dict(type="raw"), burst=dict(type="raw"), floor=dict(type="raw"))
 GROUP_SIDE_SPEC = dict(ceiling=dict(type="raw", required=True), floor=dict(type="raw"), burst=dict(type="raw"))
-
-
-def _given(data):
-    return {k: v for k, v in (data or {}).items() if v is not None}
-
-
-def build_plan(params, caps, where):
-    """Module arguments -> tcplan.Plan, validated by the core (errors name device and field)."""
-    if params["state"] == "absent":
-        return tcplan.plan_absent(params["device"], mac=params["mac"], netns=params["netns"], label=where)
-    rates = {}
-    for direction in ("inbound", "outbound"):
-        if params[direction] is not None:
-            rates[direction] = policy.parse_rate(_given(params[direction]), f"{where}: {direction}")
-    group = None
-    if params["group"] is not None:
-        spec = params["group"]
-        sides = {d: _given(spec[d]) for d in ("inbound", "outbound") if spec.get(d) is not None}
-        group = policy.parse_group(spec["name"], sides, f"{where}: group")
-    return tcplan.plan_device(params["device"], caps, inbound=rates.get("inbound"), outbound=rates.get("outbound"),
-                              group=group, mac=params["mac"], netns=params["netns"], label=where)
-
-
-def _text(per_dev):
-    return "".join(line + "\n" for dev in sorted(per_dev) for line in per_dev[dev])
-
-
-def query_result(params, caps):
-    live = tcapply.query(params["device"], netns=params["netns"], caps=caps)
-    classes = []
-    for dev, info in sorted(live["devices"].items()):
-        alias = info.get("alias") or ""
-        group, direction = None, "inbound"
-        if dev != params["device"]:
-            words = alias[len(tcplan.ALIAS_PREFIX):].split() if alias.startswith(tcplan.ALIAS_PREFIX) else []
-            direction = words[-1] if words else "outbound"
-            group = " ".join(words[1:-1]) if words[:1] == ["group"] else None
-        for cls in info["classes"]:
-            classes.append({
-                "device": dev, "classid": tcplan.handle_text(cls["id"]) if isinstance(cls.get("id"), int)
-                else cls.get("text", "").split()[2], "direction": direction, "group": group,
-                "rate": units.format_rate(cls["rate"] * 8), "ceil": units.format_rate(cls["ceil"] * 8),
-                "burst": units.format_size(cls["burst"]),
-                "bytes": cls.get("bytes", 0), "packets": cls.get("packets", 0),
-                "drops": cls.get("drops", 0), "overlimits": cls.get("overlimits", 0)})
-    return {"present": bool(classes or len(live["devices"]) > 1), "classes": classes, "devices": live["devices"]}
 
 
 def main():
@@ -328,25 +280,14 @@ def main():
     )
     if PYROUTE2_ERROR is not None:
         module.fail_json(msg=missing_required_lib("pyroute2"), exception=PYROUTE2_ERROR)
-    params = module.params
-    where = f"device {params['device']}" + (f" (netns {params['netns']})" if params["netns"] else "")
     try:
-        caps = nvcaps.get()
-        if params["state"] == "query":
-            module.exit_json(changed=False, device=params["device"], netns=params["netns"],
-                             **query_result(params, caps))
-        plan = build_plan(params, caps, where)
-        result = tcapply.apply(plan, caps, check_mode=module.check_mode)
+        result, warnings = tcdevice.run(module.params, check=module.check_mode,
+                                        diff=module._diff)  # pylint: disable=protected-access
     except NetvirtError as err:
-        module.fail_json(msg=str(err), device=params["device"], netns=params["netns"])
-    out = dict(changed=result.changed, device=params["device"], netns=params["netns"],
-               changes=[action.text() for action in result.actions], plan=plan.describe(), shaping=result.after)
-    for warning in result.warnings:
+        module.fail_json(msg=str(err), **getattr(err, "fields", {}))
+    for warning in warnings:
         module.warn(warning)
-    if module._diff:  # pylint: disable=protected-access
-        out["diff"] = {"before": _text(result.before), "after": _text(result.after),
-                       "before_header": f"{where} (live)", "after_header": f"{where} (planned)"}
-    module.exit_json(**out)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

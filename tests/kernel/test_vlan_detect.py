@@ -10,6 +10,7 @@ import logging
 import pytest
 
 from nvhooks.policy import domxml, model as policy
+from nvhooks.kernel import links as klinks, netlink
 from nvhooks.vlan import apply as vlanapply, hook as vlanhook
 from nvhooks.errors import KernelError, PolicyError
 
@@ -23,9 +24,8 @@ def lan(netns, veth, bridge, kprobe, nsrun):
     port = veth(ns, ns, name="nvtp0", peer="nvtq0")
     other = veth(ns, ns, name="nvtp1", peer="nvtq1")
     nsrun(ns, "ip", "link", "set", port.name, "master", br)
-    nl = vlanapply.open_netlink(ns)
-    yield ns, br, nl, capable
-    nl.close()
+    with netlink.ipr(ns) as nl:
+        yield ns, br, nl, capable
 
 
 def _bridge_table(nsrun, ns, dev):
@@ -35,7 +35,7 @@ def _bridge_table(nsrun, ns, dev):
 
 def test_capability_matches_probe(lan):
     ns, br, nl, capable = lan
-    link = vlanapply.links(nl)[br]
+    link = klinks.by_name(nl)[br]
     assert link.vlan_capable is capable
     assert link.vlan_filtering is capable
 
@@ -73,10 +73,10 @@ def test_no_filtering_fails_closed_or_applies(lan, nsrun):
         # the raw kernel answer behind the detection, seen on the build host
         from pyroute2.netlink.exceptions import NetlinkError
         with pytest.raises(NetlinkError) as err:
-            nl.link("set", index=vlanapply.links(nl)[br].index, kind="bridge", br_vlan_filtering=1)
+            nl.link("set", index=klinks.by_name(nl)[br].index, kind="bridge", br_vlan_filtering=1)
         assert err.value.code == 95          # EOPNOTSUPP
         assert _bridge_table(nsrun, ns, "nvtp0") == before
-        assert vlanapply.links(nl)[br].vlan_filtering is False
+        assert klinks.by_name(nl)[br].vlan_filtering is False
     else:
         result = vlanapply.set_port(nl, "nvtp0", vlanapply.wish(100), bridge=br, netns=ns)
         assert result["changed"] and result["after"]["pvid"] == 100

@@ -39,11 +39,17 @@ def test_installed_tarball_runs_site(tmp_path, restore_host, run_roles, guest, h
     out = run_roles(playbook="netvirt.libvirt_hooks.site", **installed_play)
     assert "PLAY RECAP" in out and "failed=0" in out
 
-    # the hypervisor got the installed collection's core, byte for byte
+    # the hypervisor got the installed collection's core, byte for byte, subpackages included,
+    # and nothing else (the host's own __pycache__ aside)
     src, dst = coll / "plugins" / "module_utils" / "nvhooks", "/usr/lib/netvirt-hooks/nvhooks"
-    names = sorted(p.name for p in src.glob("*.py"))
+    names = sorted(str(p.relative_to(src)) for p in src.rglob("*")
+                   if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+    assert any("/" in name for name in names)
     match, mismatch, errors = filecmp.cmpfiles(str(src), dst, names, shallow=False)
     assert (mismatch, errors) == ([], []) and match == names
+    installed = sorted(os.path.relpath(os.path.join(here, name), dst) for here, _dirs, files in os.walk(dst)
+                       for name in files if "__pycache__" not in here.split(os.sep))
+    assert installed == names
     proc = run(["/usr/local/sbin/netvirt-hooks", "--help"])
     assert proc.returncode == 0 and "exit codes:" in proc.stdout
 

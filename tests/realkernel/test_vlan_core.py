@@ -9,6 +9,7 @@ import os
 
 import pytest
 
+from nvhooks.kernel import bridge as kbridge, links as klinks, netlink
 from nvhooks.vlan import apply as vlanapply
 from nvhooks.errors import KernelError, PolicyError
 
@@ -30,9 +31,8 @@ def lan(netns, veth, bridge, kprobe):
         veth(ns, ns, name=f"nvtp{i}", peer=f"nvtq{i}")
     for i in range(2):
         nsrun(ns, "ip", "link", "set", f"nvtp{i}", "master", br)
-    nl = vlanapply.open_netlink(ns)
-    yield ns, br, nl
-    nl.close()
+    with netlink.ipr(ns) as nl:
+        yield ns, br, nl
 
 
 def kernel_table(ns, dev):
@@ -52,8 +52,8 @@ def test_reader_matches_iproute2(lan):
     ns, br, nl = lan
     nsrun(ns, "bridge", "vlan", "add", "dev", "nvtp0", "vid", "300-305")
     nsrun(ns, "bridge", "vlan", "add", "dev", "nvtp0", "vid", "7", "pvid", "untagged")
-    index = vlanapply.links(nl)["nvtp0"].index
-    assert vlanapply.read_table(nl, index) == kernel_table(ns, "nvtp0")
+    index = klinks.by_name(nl)["nvtp0"].index
+    assert kbridge.read_tables(nl).get(index, {}) == kernel_table(ns, "nvtp0")
     assert kernel_table(ns, "nvtp0")[7] == vlanapply.FLAG_PVID | vlanapply.FLAG_UNTAGGED
 
 
@@ -99,7 +99,7 @@ def test_pvid_moves_and_tagged_pvid(lan):
     moved = vlanapply.set_port(nl, "nvtp0", vlanapply.wish(200, False), exclusive=False, check=True)
     vlanapply.set_port(nl, "nvtp0", vlanapply.wish(200, False), exclusive=False)
     assert kernel_table(ns, "nvtp0") == {100: 4, 200: 2}     # old pvid keeps only untagged
-    assert vlanapply.read_table(nl, vlanapply.links(nl)["nvtp0"].index) == {100: 4, 200: 2}
+    assert kbridge.read_tables(nl).get(klinks.by_name(nl)["nvtp0"].index) == {100: 4, 200: 2}
     assert moved["after"]["pvid"] == 200
 
 
@@ -116,11 +116,11 @@ def test_bridge_switches(lan):
     # default_pvid while filtering is on: needs filtering off for a moment
     changed = vlanapply.set_bridge(nl, br, vlan_filtering=True, default_pvid=10)
     assert changed["actions"] == ["vlan_filtering 0", "vlan_default_pvid 10", "vlan_filtering 1"]
-    link = vlanapply.links(nl)[br]
+    link = klinks.by_name(nl)[br]
     assert (link.vlan_filtering, link.default_pvid) == (True, 10)
     assert kernel_table(ns, "nvtp1") == {10: 6}
     off = vlanapply.set_bridge(nl, br, vlan_filtering=False)
-    assert off["after"]["vlan_filtering"] is False and vlanapply.links(nl)[br].vlan_filtering is False
+    assert off["after"]["vlan_filtering"] is False and klinks.by_name(nl)[br].vlan_filtering is False
     with pytest.raises(KernelError, match="bridge nvtb0: vlan_filtering is off"):
         vlanapply.set_port(nl, "nvtp0", vlanapply.wish(100), need_filtering=True)
 

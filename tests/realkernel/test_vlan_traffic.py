@@ -13,6 +13,7 @@ import os
 import pytest
 
 from nvhooks.policy import domxml, model as policy
+from nvhooks.kernel import links as klinks, netlink
 from nvhooks.vlan import apply as vlanapply, hook as vlanhook
 from nvhooks.dispatch.event import Event
 
@@ -121,7 +122,8 @@ def test_bridge_init_handler_and_traffic(site, caplog):
     host, docs, g = host_policy(site), xmls(site), site["guests"]
     write_status(site["root"], "g1", docs["g1"])          # g1 was running before the daemon (re)started
     vlanhook.bridge_init(host, log)
-    assert vlanapply.links(vlanapply.open_netlink())[site["bridge"]].vlan_filtering is True
+    with netlink.ipr() as nl:
+        assert klinks.by_name(nl)[site["bridge"]].vlan_filtering is True
     assert kernel_vids(site["uplink"]) == {1: ["Egress Untagged", "PVID"], 100: [], 200: []}
     assert kernel_vids(g["g1"][1]) == {100: ["Egress Untagged", "PVID"]}
     for name in ("g2", "g3"):

@@ -53,12 +53,18 @@ def group_locks(names, timeout=30.0):
 def private_dir(path):
     """Make ``path`` and the folders between it and the run dir ours alone (0700, not symlinks).
 
-    Only those: a missing /run is an error, never a folder we create.
+    Folders above the run dir (/run itself) are made as usual if missing, never tightened.
     """
     top = paths.run_dir()
     chain = [path]
     while chain[-1] != top and chain[-1].startswith(top + os.sep):
         chain.append(os.path.dirname(chain[-1]))
+    parent = os.path.dirname(chain[-1])
+    if parent and not os.path.isdir(parent):
+        try:
+            os.makedirs(parent, 0o755, exist_ok=True)
+        except OSError as err:
+            raise NetvirtError(f"cannot create: {err.strerror}", parent) from None
     for folder in reversed(chain):
         _private_folder(folder)
 

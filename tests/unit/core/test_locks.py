@@ -65,12 +65,19 @@ def test_a_planted_symlink_folder_is_refused(run_dir, tmp_path):
             pass
 
 
-def test_a_missing_parent_is_an_error_not_a_folder_we_make(tmp_path, monkeypatch):
-    monkeypatch.setenv("NETVIRT_HOOKS_ROOT", str(tmp_path / "nothing"))
+def test_a_missing_parent_is_made_but_not_tightened(tmp_path, monkeypatch):
+    monkeypatch.setenv("NETVIRT_HOOKS_ROOT", str(tmp_path / "fresh"))
+    with locks.group_locks(["web"], timeout=1):
+        pass
+    assert _mode(tmp_path / "fresh" / "run") == 0o755 and _mode(paths.run_dir()) == 0o700
+
+
+def test_an_unmakeable_parent_is_an_error(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("NETVIRT_HOOKS_ROOT", str(tmp_path / "file"))
     with pytest.raises(NetvirtError, match="cannot create"):
         with locks.group_locks(["web"], timeout=1):
             pass
-    assert not os.path.exists(tmp_path / "nothing")
 
 
 def test_the_event_budget_ends_a_wait_before_the_lock_timeout(run_dir):

@@ -50,6 +50,16 @@ def test_views():
         "add dev vnet0 vid 100 pvid untagged"]
 
 
+def test_requests_send_runs_as_ranges_and_pvids_alone():
+    U, B, E = vlanapply.FLAG_UNTAGGED, vlanapply.FLAG_RANGE_BEGIN, vlanapply.FLAG_RANGE_END
+    want = {100: PU, 200: 0, 201: 0, 202: 0, 300: 0, 400: U, 401: U}
+    actions = vlanapply.plan({1: PU, 7: 0, 8: 0}, want)[0]
+    assert vlanapply.requests(actions) == [
+        ("del", [(1, 0)]), ("del", [(7, B), (8, E)]),
+        ("add", [(200, B), (202, E)]), ("add", [(300, 0)]),
+        ("add", [(400, U | B), (401, U | E)]), ("add", [(100, PU)])]
+
+
 def test_wish_rejects_pvid_in_vids():
     with pytest.raises(PolicyError, match="VLAN 100 is both the pvid and in vids"):
         vlanapply.wish(100, True, {100})

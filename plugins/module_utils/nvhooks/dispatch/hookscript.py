@@ -7,7 +7,8 @@ On-host layout of a script called NAME (docs/hooks.md "Installed scripts"):
 the file lives once in ``netvirt/scripts/NAME``; each event gets a symlink to
 it (``qemu_started_begin.d/NAME``, ``daemon_start.d/NAME``, ``custom/all_NAME``,
 ``custom/<op>_NAME``); its conf is ``conf/NAME.conf``. Plan first (pure,
-gives changed/diff/check mode), then apply atomically.
+gives changed/diff/check mode: a change.Change), then apply atomically.
+``run`` is the module's one call.
 """
 
 import os
@@ -16,8 +17,9 @@ import shutil
 import subprocess
 import tempfile
 
-from . import conf as confmod
+from . import conf as confmod, dispatcher
 from .. import paths
+from ..change import Change, Failed
 from ..errors import NetvirtError
 from .event import OPS, parse_name
 
@@ -185,18 +187,31 @@ class Plan:
     def changed(self):
         return self.before != self.after or (self.after["content"] is not None and self.mode_wrong)
 
+    def actions(self):
+        """What apply does, one readable line each, in order."""
+        before, after = self.before, self.after
+        out = [f"unlink {link}" for link in before["links"] if link not in after["links"]]
+        for path, key in ((self.script, "content"), (self.conf_file, "conf")):
+            if after[key] is None:
+                out += [f"remove {path}"] if before[key] is not None else []
+            elif before[key] != after[key]:
+                out.append(f"write {path}")
+            elif key == "content" and self.mode_wrong:
+                out.append(f"set mode 0755 (owner root) of {path}")
+        out += [f"link {link} -> {self.script}" for link in after["links"] if link not in before["links"]]
+        return out
+
+    def change(self):
+        """The Change: the script, its conf and its links, each a section of the diff."""
+        def links(data):
+            return "".join(f"{p}\n" for p in data)
+        sections = (Change(self.before["content"], self.after["content"], header=self.script),
+                    Change(self.before["conf"], self.after["conf"], header=self.conf_file),
+                    Change(self.before["links"], self.after["links"], header="links", text=links))
+        return Change(self.before, self.after, self.actions(), self.changed, sections=sections)
+
     def diff(self):
-        def text(data):
-            return "" if data is None else data.decode("utf-8", "replace")
-        return [
-            {"before_header": self.script, "after_header": self.script,
-             "before": text(self.before["content"]), "after": text(self.after["content"])},
-            {"before_header": self.conf_file, "after_header": self.conf_file,
-             "before": text(self.before["conf"]), "after": text(self.after["conf"])},
-            {"before_header": "links", "after_header": "links",
-             "before": "".join(f"{p}\n" for p in self.before["links"]),
-             "after": "".join(f"{p}\n" for p in self.after["links"])},
-        ]
+        return self.change().diff()
 
     def apply(self):
         after = self.after
@@ -274,3 +289,44 @@ def plan(name, state, dconf, content=None, events=(), values=None):
     validate_content(content, name)
     result.want_present(content, values or {}, [link_path(ev, name, dconf) for ev in events])
     return result
+
+
+def _content(params):
+    if params["src"] is None:
+        return params["content"].encode("utf-8")
+    try:
+        with open(params["src"], "rb") as handle:
+            return handle.read(MAX_SCRIPT_BYTES + 1)
+    except OSError as err:
+        raise Failed(f"cannot read {params['src']}: {err.strerror}", "src") from None
+
+
+def run(params, check=False, diff=False):
+    """The libvirt_hook_script module's call: (result, warnings); errors are change.Failed.
+
+    ``params``: the module's arguments (name, events, content, src, timeout,
+    fail, xml_filter, log_level, config, state, event).
+    """
+    p = params
+    try:
+        if p["state"] == "query":
+            return Change().result(order=dispatcher.query(p["event"])), []
+        dconf = confmod.load_dispatcher()
+        content, values = None, None
+        if p["state"] == "present":
+            content = _content(p)
+            values = conf_values(p["timeout"], p["fail"], p["xml_filter"], p["log_level"], p["config"])
+        planned = plan(p["name"], p["state"], dconf, content, p["events"] or (), values)
+    except Failed:
+        raise
+    except (NetvirtError, ValueError) as err:
+        raise Failed.wrap(err) from None
+    change = planned.change()
+    result = change.result(diff=diff, script=planned.script, conf_file=planned.conf_file,
+                           links=planned.after["links"])
+    if change.changed and not check:
+        try:
+            planned.apply()
+        except (OSError, NetvirtError) as err:
+            raise Failed(f"cannot install {p['name']}: {err}", **result) from None
+    return result, []

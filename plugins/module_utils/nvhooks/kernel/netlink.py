@@ -1,14 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, netvirt developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Thin pyroute2 helpers: sockets (also in a named netns), links, tc objects.
+"""Sockets (also in a named netns), tc reads and u32 filters with raw keys; link calls re-exported.
 
-Works with pyroute2 0.7.2 (Debian 12) and 0.9.x. Differences handled here:
+Works with pyroute2 0.7.2 (Debian 12) and 0.9.x; what differs between them
+(and every use of pyroute2 internals) is behind compat.py. Links, bridge
+VLANs and tc changes have their own files (links.py, bridge.py, tc.py).
 
-* netns: 0.9 has ``IPRoute(netns=name)``; 0.7's ``NetNS`` runs a helper
-  process and cannot carry our own message classes, so there we switch this
-  thread into the namespace just long enough to open the socket (a netlink
-  socket stays bound to the namespace it was opened in).
 * u32 keys at negative offsets (MAC addresses, relative to the network
   header): pyroute2's key parser cannot express them in either version, so
   member filters are sent with our own selector encoding.
@@ -18,191 +16,39 @@ Works with pyroute2 0.7.2 (Debian 12) and 0.9.x. Differences handled here:
 pyroute2 is imported inside functions only.
 """
 
-import contextlib
-import ctypes
-import ctypes.util
 import errno
 import importlib.util
 import os
 import struct
-import threading
 
-from ..errors import KernelError, NetvirtError
-
-CLONE_NEWNET = 0x40000000
-_libc = None
-_setns_lock = threading.Lock()
-
-
-def pyroute2_version():
-    try:
-        from pyroute2 import __version__ as version
-    except ImportError:
-        return None
-    return version
-
-
-def is_09():
-    """pyroute2 >= 0.9 (asyncio core); Debian's 0.7.2 reports its version as 'unknown'."""
-    import pyroute2
-    return hasattr(pyroute2, "AsyncIPRoute")
+from . import compat
+# the shaping code calls these as netlink.*: they live in links.py
+from .links import add_ifb, del_links, ifb_links, link_index, lookup, lookup_index, set_link  # noqa: F401
+from ..errors import NetvirtError
 
 
 def require():
     """Import pyroute2 or raise a clear error."""
     if importlib.util.find_spec("pyroute2") is None:
-        raise NetvirtError("the Python library pyroute2 is required for shaping (Debian: python3-pyroute2)")
+        raise NetvirtError("the Python library pyroute2 is required for shaping and VLANs (Debian: python3-pyroute2)")
 
 
-def _setns(fd):
-    global _libc  # pylint: disable=global-statement
-    if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-
-
-@contextlib.contextmanager
 def ipr(netns=None):
-    """An IPRoute bound to ``netns`` (a name under /run/netns) or the current one."""
-    require()
-    from pyroute2 import IPRoute
-    if netns is None:
-        sock = IPRoute()
-    elif not os.path.exists(f"/run/netns/{netns}"):
-        raise NetvirtError("no such network namespace", f"netns {netns}")
-    elif is_09():
-        sock = IPRoute(netns=netns)
-    else:
-        with _setns_lock:
-            own = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY)
-            target = os.open(f"/run/netns/{netns}", os.O_RDONLY)
-            try:
-                _setns(target)
-                try:
-                    sock = IPRoute()
-                finally:
-                    _setns(own)
-            finally:
-                os.close(own)
-                os.close(target)
-    try:
-        yield sock
-    finally:
-        sock.close()
+    """An IPRoute bound to ``netns`` (a name under /run/netns) or to the current namespace.
 
-
-# ------------------------------------------------------------------ links
-
-def link_index(sock, name):
-    """ifindex of ``name`` or None (one targeted request: pyroute2 0.9's link_lookup dumps every link)."""
-    found = _link_get(sock, ifname=name)
-    return found[0] if found else None
-
-
-def link_info(sock, index):
-    """{'name', 'kind', 'alias', 'mac', 'mtu', 'up'} of a link."""
-    (msg,) = sock.get_links(index)
-    info = msg.get_attr("IFLA_LINKINFO")
-    return {"name": msg.get_attr("IFLA_IFNAME"), "kind": info.get_attr("IFLA_INFO_KIND") if info else None,
-            "alias": msg.get_attr("IFLA_IFALIAS"), "mac": msg.get_attr("IFLA_ADDRESS"),
-            "mtu": msg.get_attr("IFLA_MTU"), "up": bool(msg["flags"] & 1)}
-
-
-def link_tuple(msg):
-    """(index, name, kind, alias) of a link message."""
-    info = msg.get_attr("IFLA_LINKINFO")
-    return (msg["index"], msg.get_attr("IFLA_IFNAME"), info.get_attr("IFLA_INFO_KIND") if info else None,
-            msg.get_attr("IFLA_IFALIAS"))
-
-
-def links(sock):
-    """[(index, name, kind, alias)] of every link in the namespace."""
-    return [link_tuple(msg) for msg in sock.get_links()]
-
-
-def ifb_links(sock):
-    """Like links(), only ifb devices: the kernel filters the dump by kind (cheap with many taps)."""
-    try:
-        return [link_tuple(msg) for msg in sock.link("dump", kind="ifb")]
-    except Exception:  # pylint: disable=broad-except  # an old kernel without kind-filtered dumps
-        return [link for link in links(sock) if link[2] == "ifb"]
-
-
-def lookup(sock, name):
-    """link_tuple of ``name`` (one targeted request) or None."""
-    return _link_get(sock, ifname=name)
-
-
-def _link_get(sock, **key):
-    try:
-        msgs = sock.link("get", **key)
-    except Exception:  # pylint: disable=broad-except  # NetlinkError ENODEV
-        return None
-    for msg in msgs:
-        return link_tuple(msg)
-    return None
-
-
-def add_ifb(sock, name, alias):
-    """Create ifb ``name`` with ``alias`` and bring it up; return its index."""
-    try:
-        sock.link("add", ifname=name, kind="ifb")
-    except Exception as err:  # pyroute2 NetlinkError; EOPNOTSUPP without the ifb driver
-        code = getattr(err, "code", None)
-        if code == errno.EEXIST:
-            raise KernelError("device already exists and is not ours (its alias does not say netvirt)",
-                              name) from None
-        if code in (errno.EOPNOTSUPP, errno.ENOENT):
-            raise KernelError("cannot create an ifb device: the kernel lacks CONFIG_IFB (module ifb)", name) \
-                from None
-        raise
-    index = link_index(sock, name)
-    sock.link("set", index=index, ifalias=alias, txqlen=1000)
-    sock.link("set", index=index, state="up")
-    return index
-
-
-def del_link(sock, index):
-    sock.link("del", index=index)
-
-
-def set_link(sock, index, **attrs):
-    """One RTM_NEWLINK on ``index`` (state, ifname, ifalias, group, ...)."""
-    sock.link("set", index=index, **attrs)
-
-
-def del_links(sock, group, indexes):
-    """Delete the devices ``indexes``, all in link group ``group`` and only them, in one request if possible.
-
-    RTM_DELLINK with only IFLA_GROUP removes the whole group with one RCU
-    grace period; a kernel that refuses it gets one request per device.
+    The socket is its own context manager (``with ipr(ns) as sock``: closed
+    at the end); a caller that keeps it closes it.
     """
-    try:
-        sock.link("del", index=0, group=group)
-        return
-    except Exception:  # pylint: disable=broad-except  # NetlinkError (EOPNOTSUPP/EINVAL on an old kernel)
-        pass
-    for index in indexes:
-        try:
-            del_link(sock, index)
-        except Exception as err:  # pylint: disable=broad-except
-            if getattr(err, "code", None) != errno.ENODEV:
-                raise
+    require()
+    if not netns:
+        from pyroute2 import IPRoute
+        return IPRoute()
+    if not os.path.exists(f"/run/netns/{netns}"):
+        raise NetvirtError("no such network namespace", f"netns {netns}")
+    return compat.open_in_netns(netns)
 
 
 # ------------------------------------------------------------------ tc dumps
-
-def all_qdiscs(sock):
-    """Every qdisc of the namespace (the kernel's qdisc dump is not per device)."""
-    return list(sock.get_qdiscs())
-
-
-def lookup_index(sock, index):
-    """link_tuple of ifindex ``index`` (one targeted request) or None."""
-    return _link_get(sock, index=index)
-
 
 def _tc_get(sock, msg_type, index, parent=0, handle=0, dump=False):
     """tc messages answering one request built here (pyroute2's own helpers cannot say what we need).
@@ -219,11 +65,7 @@ def _tc_get(sock, msg_type, index, parent=0, handle=0, dump=False):
     msg["handle"] = handle
     flags = NLM_F_REQUEST | (NLM_F_DUMP if dump else NLM_F_ACK | NLM_F_ECHO)
     try:
-        if is_09():
-            out = tuple(sock._generate_with_cleanup(  # pylint: disable=protected-access
-                sock.asyncore.nlm_request, msg, msg_type, flags, None, None, None))
-        else:
-            out = tuple(sock.nlm_request(msg, msg_type=msg_type, msg_flags=flags))
+        out = compat.request(sock, msg, msg_type, flags)
     except Exception as err:  # pylint: disable=broad-except
         if getattr(err, "code", None) in (errno.ENOENT, errno.EINVAL):
             return []
@@ -259,13 +101,9 @@ def dev_tc(sock, index):
     return [m for m in qdiscs if m.get_attr("TCA_KIND") != "noop"], classes
 
 
-def dump(sock, index, qdisc_dump=None):
-    """(qdiscs, classes, filters) netlink messages of one device; ``qdisc_dump`` reuses all_qdiscs()."""
-    if qdisc_dump is not None:
-        qdiscs = [m for m in qdisc_dump if m["index"] == index]
-        classes = list(sock.get_classes(index))
-    else:
-        qdiscs, classes = dev_tc(sock, index)
+def dump(sock, index):
+    """(qdiscs, classes, filters) netlink messages of one device."""
+    qdiscs, classes = dev_tc(sock, index)
     filters = []
     # filters live on root-level qdiscs: the root (HTB 1:) and clsact/ingress
     parents = {m["handle"] for m in qdiscs if m["parent"] == 0xFFFFFFFF and m["handle"]}
@@ -338,13 +176,10 @@ def _u32_classes():
         # a plain function (not a method): pyroute2 calls it to get the NLA class
         get_options = staticmethod(options_of)
 
-    # pyroute2 caches a compiled NLA map per class; a subclass inherits the
-    # parent's cache, so mark ours uncompiled to have our u32_sel resolved
+    # pyroute2 caches a compiled NLA map per class and a subclass inherits the
+    # parent's: ours must be compiled afresh to resolve our u32_sel
     for klass in (raw_options, raw_tcmsg):
-        for base in klass.__mro__:
-            for name in list(vars(base)):
-                if name.endswith("__compiled_nla"):
-                    setattr(klass, name, False)
+        compat.fresh_nla_class(klass)
     _U32_CLASSES["msg"] = raw_tcmsg
     return raw_tcmsg
 
@@ -382,13 +217,7 @@ def add_u32_raw(sock, index, parent, prio, handle, classid, keys, protocol=0x000
     msg["attrs"] = [["TCA_KIND", "u32"],
                     ["TCA_OPTIONS", {"attrs": [["TCA_U32_CLASSID", classid],
                                                ["TCA_U32_SEL", {"raw_keys": keys, "keys": []}]]}]]
-    flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL
-    if is_09():
-        # 0.9's sync nlm_request trips over a missing status key; its async core works
-        tuple(sock._generate_with_cleanup(  # pylint: disable=protected-access
-            sock.asyncore.nlm_request, msg, RTM_NEWTFILTER, flags, None, None, None))
-    else:
-        tuple(sock.nlm_request(msg, msg_type=RTM_NEWTFILTER, msg_flags=flags))
+    compat.request(sock, msg, RTM_NEWTFILTER, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
 
 
 def filter_keys(msg):

@@ -16,6 +16,7 @@ import os
 from .. import paths
 from ..policy.xmlns import NS_BYTES
 from . import apply as vlanapply
+from ..kernel import bridge as kbridge, links as klinks
 from ..errors import KernelError, NetvirtError, PolicyError
 
 START = (("started", "begin"), ("reconnect", "begin"))
@@ -84,7 +85,7 @@ def apply_guest(domain, host, log, check=False, ipr=None):
         return []
     changes, failures = [], []
     with _netlink(ipr) as nl:
-        cache = {"links": vlanapply.links(nl), "tables": vlanapply.read_tables(nl)}
+        cache = _cache(nl)
         for port in ports:
             try:
                 result = _port_result(nl, port, check, cache)
@@ -150,12 +151,18 @@ class _netlink:
 
     def __enter__(self):
         if self.own:
-            self.ipr = vlanapply.open_netlink()
+            from ..kernel import netlink
+            self.ipr = netlink.ipr()
         return self.ipr
 
     def __exit__(self, *exc):
         if self.own:
             self.ipr.close()
+
+
+def _cache(nl):
+    """What a run reads once: every link by name and every VLAN table (later steps update it)."""
+    return {"links": klinks.by_name(nl), "tables": kbridge.read_tables(nl)}
 
 
 def uplink_lock(timeout=LOCK_TIMEOUT):
@@ -212,7 +219,7 @@ def sync_uplinks(host, log, include=None, exclude=None, check=False, ipr=None):
         if include is not None:
             domains.append(include)
         used = used_vids(host, domains)
-        cache = {"links": vlanapply.links(nl), "tables": vlanapply.read_tables(nl)}
+        cache = _cache(nl)
         for bridge_policy in host.bridges.values():
             if not bridge_policy.uplinks:
                 continue
@@ -229,7 +236,7 @@ def setup_bridge(nl, bridge_policy, host, cache, check=False, used=None):
                                     default_pvid=bridge_policy.default_pvid or 0, check=check,
                                     all_links=cache["links"])]
     if results[0]["changed"] and not check:
-        cache["tables"] = vlanapply.read_tables(nl)    # a new default pvid moves port VLANs
+        cache["tables"] = kbridge.read_tables(nl)    # a new default pvid moves port VLANs
     if bridge_policy.self_vids or bridge_policy.self_pvid:
         want = vlanapply.wish(bridge_policy.self_pvid, True, bridge_policy.self_vids)
         protect = frozenset() if bridge_policy.self_pvid else frozenset([bridge_policy.default_pvid or 0])
@@ -246,7 +253,7 @@ def bridge_init(host, log, check=False, ipr=None):
     domains = running_domains(log)
     used = used_vids(host, domains) if _dynamic(host) else {}
     with _netlink(ipr) as nl:
-        cache = {"links": vlanapply.links(nl), "tables": vlanapply.read_tables(nl)}
+        cache = _cache(nl)
         for name, bridge_policy in sorted(host.bridges.items()):
             try:
                 results = setup_bridge(nl, bridge_policy, host, cache, check,
@@ -273,5 +280,5 @@ def bridge_init(host, log, check=False, ipr=None):
 def port_check(port, ipr=None):
     """For `netvirt-hooks status`: the port's VLANs now vs its policy (check mode; raises NetvirtError)."""
     with _netlink(ipr) as nl:
-        cache = {"links": vlanapply.links(nl), "tables": vlanapply.read_tables(nl)}
+        cache = _cache(nl)
         return _port_result(nl, port, True, cache)

@@ -1,0 +1,44 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, netvirt developers
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one seam onto pyroute2 internals: a socket in a named netns, raw requests, NLA class caches.
+
+pyroute2 0.7.x (Debian 12) and 0.9.x differ exactly there, so each version
+has its own small implementation (pyroute2_07.py, pyroute2_09.py), chosen
+at the first call and kept for the process. Nothing else in the core uses
+pyroute2 internals; everything else is pyroute2's public API.
+"""
+
+_CHOSEN = []
+
+
+def impl():
+    """The implementation module for the installed pyroute2 (decided once)."""
+    if not _CHOSEN:
+        import pyroute2
+        # Debian's 0.7.2 reports its __version__ as 'unknown': test the asyncio core of 0.9
+        if hasattr(pyroute2, "AsyncIPRoute"):
+            from . import pyroute2_09 as chosen
+        else:
+            from . import pyroute2_07 as chosen
+        _CHOSEN.append(chosen)
+    return _CHOSEN[0]
+
+
+def open_in_netns(name):
+    """An IPRoute bound to network namespace ``name`` (which exists under /run/netns)."""
+    return impl().open_in_netns(name)
+
+
+def request(sock, msg, msg_type, flags):
+    """Send ``msg`` (built here, not by pyroute2's helpers); a tuple of the answer's messages.
+
+    Raises pyroute2's NetlinkError (``.code`` the errno) when the kernel refuses.
+    """
+    return impl().request(sock, msg, msg_type, flags)
+
+
+def fresh_nla_class(klass):
+    """Make pyroute2 compile ``klass``'s own NLA map instead of using its parent's cached one."""
+    impl().reset_nla_cache(klass)
+    return klass

@@ -1,0 +1,149 @@
+"""kernel/: the pyroute2 seam (compat), the one link model, bridge VLAN parsing; no kernel needed.
+
+Runs in both unit lanes: Debian's python (pyroute2 0.7.2) and the venv (0.9).
+"""
+import subprocess
+import sys
+from importlib.metadata import version as dist_version
+
+from nvhooks.kernel import bridge as kbridge, compat, links as klinks, netlink
+
+PYROUTE2 = ".".join(dist_version("pyroute2").split(".")[:2])   # pyroute2.__version__ is "unknown" on Debian
+
+
+def test_seam_is_the_installed_version_and_decided_once():
+    chosen = compat.impl()
+    assert chosen.VERSION == PYROUTE2, (chosen.__name__, PYROUTE2)
+    assert compat.impl() is chosen
+    assert chosen.__name__.endswith({"0.7": "pyroute2_07", "0.9": "pyroute2_09"}[PYROUTE2])
+
+
+def test_importing_the_netlink_layer_imports_no_pyroute2_nor_ctypes():
+    code = ("import sys, nvhooks.kernel.netlink, nvhooks.vlan.hook; "
+            "print([m for m in ('pyroute2', 'ctypes') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": ":".join(sys.path)})
+    assert out.stdout.strip() == "[]"
+
+
+def test_fresh_nla_class_resolves_our_u32_selector():
+    """The NLA class cache seam: raw keys (negative offsets) survive encode, read back by filter_keys."""
+    from pyroute2.netlink.rtnl.tcmsg import tcmsg
+    msg = netlink._u32_classes()()    # pylint: disable=protected-access
+    assert netlink._u32_classes() is type(msg)    # built once
+    keys = netlink.mac_keys("52:54:00:ab:cd:ef", -8)
+    msg["family"], msg["index"], msg["handle"], msg["parent"], msg["info"] = 0, 7, 0x800, 0x10000, 0x10003
+    msg["attrs"] = [["TCA_KIND", "u32"],
+                    ["TCA_OPTIONS", {"attrs": [["TCA_U32_CLASSID", 0x10010],
+                                               ["TCA_U32_SEL", {"raw_keys": keys, "keys": []}]]}]]
+    msg.encode()
+    back = tcmsg(bytes(msg.data))
+    back.decode()
+    assert back.get_attr("TCA_KIND") == "u32"
+    got = netlink.filter_keys(back)
+    assert [(value, mask, off) for mask, value, off in got] == keys
+    assert netlink.keys_mac(got) == ("52:54:00:ab:cd:ef", -8)
+    assert back.get_attr("TCA_OPTIONS").get_attr("TCA_U32_CLASSID") == 0x10010
+
+
+def test_fresh_nla_class_does_not_touch_the_parent():
+    from pyroute2.netlink.rtnl.tcmsg import cls_u32
+    netlink._u32_classes()              # pylint: disable=protected-access
+    parent = cls_u32.options
+    assert parent.u32_sel is not netlink._u32_classes().get_options().u32_sel  # pylint: disable=protected-access
+    parent()                            # compiles (or keeps) its own map
+    assert getattr(parent, "_nlmsg_base__compiled_nla") is True
+
+
+class _Msg(dict):
+    """A stand-in for a decoded pyroute2 message: get_attr over a dict of attributes."""
+
+    def __init__(self, nla, **fields):
+        super().__init__({"attrs": list(nla.items()), **fields})
+        self.nla = nla
+
+    def get_attr(self, name):
+        return self.nla.get(name)
+
+
+def _link_msg(index, name, kind=None, alias=None, master=None, data=None):
+    info = _Msg({"IFLA_INFO_KIND": kind, "IFLA_INFO_DATA": data}) if kind else None
+    return _Msg({"IFLA_IFNAME": name, "IFLA_IFALIAS": alias, "IFLA_MASTER": master, "IFLA_LINKINFO": info},
+                index=index)
+
+
+def test_one_link_model_for_shaping_and_vlans():
+    ifb = klinks.Link.from_msg(_link_msg(5, "nvi1", "ifb", "netvirt port x"))
+    idx, name, kind, alias = ifb                   # the shaping code's view
+    assert (idx, name, kind, alias) == (5, "nvi1", "ifb", "netvirt port x")
+    assert not ifb.is_bridge and not ifb.vlan_capable and ifb.master is None
+    br = klinks.Link.from_msg(_link_msg(2, "br0", "bridge", data=_Msg(
+        {"IFLA_BR_VLAN_FILTERING": 1, "IFLA_BR_VLAN_DEFAULT_PVID": 1})))
+    assert br.is_bridge and br.vlan_capable and br.vlan_filtering is True and br.default_pvid == 1
+    plain = klinks.Link.from_msg(_link_msg(3, "br1", "bridge", data=_Msg({})))   # no VLAN filtering built in
+    assert plain.is_bridge and not plain.vlan_capable and plain.vlan_filtering is False
+    tap = klinks.Link.from_msg(_link_msg(9, "vnet0", master=2))
+    assert tap.kind is None and tap.master == 2
+
+
+class _Sock:
+    def __init__(self, links=(), vlans=(), refuse=None):
+        self.links, self.vlans, self.refuse, self.sent = list(links), list(vlans), refuse, []
+
+    def get_links(self):
+        return self.links
+
+    def get_vlans(self):
+        return self.vlans
+
+    def link(self, command, **key):
+        if command == "get":
+            found = [m for m in self.links if key.get("index") == m["index"]
+                     or key.get("ifname") == m.get_attr("IFLA_IFNAME")]
+            if not found:
+                raise OSError(19, "ENODEV")
+            return found
+        if command == "dump":
+            raise OSError(22, "no kind-filtered dumps here")
+        self.sent.append((command, key))
+        return ()
+
+    def vlan_filter(self, op, **kwarg):
+        if self.refuse:
+            from pyroute2.netlink.exceptions import NetlinkError
+            raise NetlinkError(self.refuse, "refused")
+        self.sent.append((op, kwarg))
+
+
+def test_link_lookups():
+    sock = _Sock([_link_msg(1, "lo"), _link_msg(5, "nvi1", "ifb", "a"), _link_msg(6, "nvi2", "ifb", "b")])
+    assert klinks.link_index(sock, "nvi2") == 6 and klinks.link_index(sock, "nope") is None
+    assert klinks.lookup(sock, "nope") is None and klinks.lookup_index(sock, 5).name == "nvi1"
+    assert [tuple(link) for link in klinks.ifb_links(sock)] == [(5, "nvi1", "ifb", "a"), (6, "nvi2", "ifb", "b")]
+    assert sorted(klinks.by_name(sock)) == ["lo", "nvi1", "nvi2"]
+    assert netlink.lookup is klinks.lookup and netlink.set_link is klinks.set_link   # shaping's names
+
+
+def test_read_tables_expands_ranges():
+    spec = _Msg({}, attrs=[("IFLA_BRIDGE_FLAGS", 0),
+                           ("IFLA_BRIDGE_VLAN_INFO", {"vid": 1, "flags": kbridge.FLAG_PVID | kbridge.FLAG_UNTAGGED}),
+                           ("IFLA_BRIDGE_VLAN_INFO", {"vid": 300, "flags": kbridge.FLAG_RANGE_BEGIN}),
+                           ("IFLA_BRIDGE_VLAN_INFO", {"vid": 302, "flags": kbridge.FLAG_RANGE_END}),
+                           ("IFLA_BRIDGE_VLAN_INFO", {"vid": 7, "flags": 0x1})])          # master bit dropped
+    sock = _Sock(vlans=[_Msg({"IFLA_AF_SPEC": spec}, index=4), _Msg({}, index=2)])
+    assert kbridge.read_tables(sock) == {4: {1: 6, 300: 0, 301: 0, 302: 0, 7: 0}, 2: {}}
+
+
+def test_send_all_and_errors():
+    import errno
+    import pytest
+    from nvhooks.errors import KernelError
+    sock = _Sock()
+    kbridge.send_all(sock, 4, [("del", [(1, 0)]), ("add", [(100, 6)])], "port p", self_=True)
+    assert sock.sent == [
+        ("del", {"index": 4, "af_spec": {"attrs": [("IFLA_BRIDGE_FLAGS", 2), ("IFLA_BRIDGE_VLAN_INFO", {"vid": 1, "flags": 0})]}}),
+        ("add", {"index": 4, "af_spec": {"attrs": [("IFLA_BRIDGE_FLAGS", 2), ("IFLA_BRIDGE_VLAN_INFO", {"vid": 100, "flags": 6})]}})]
+    with pytest.raises(KernelError, match="port p: this kernel has no bridge VLAN filtering"):
+        kbridge.send_all(_Sock(refuse=errno.EOPNOTSUPP), 4, [("add", [(100, 0)])], "port p")
+    with pytest.raises(KernelError, match="port p: the kernel refused the VLAN change"):
+        kbridge.send_all(_Sock(refuse=errno.EINVAL), 4, [("add", [(100, 0)])], "port p")
