@@ -19,7 +19,9 @@ from . import apply as vlanapply
 from ..kernel import bridge as kbridge, links as klinks
 from ..errors import KernelError, NetvirtError, PolicyError
 
-START = (("started", "begin"), ("reconnect", "begin"))
+# start begin: libvirt has made the taps and put them in their bridges, and not
+# yet spawned qemu (docs/vlan.md "When"); started and reconnect re-check.
+START = (("start", "begin"), ("started", "begin"), ("reconnect", "begin"))
 STOP = (("stopped", "end"), ("release", "end"))
 LOCK_TIMEOUT = 20.0
 
@@ -262,6 +264,10 @@ def bridge_init(host, log, check=False, ipr=None):
                 log.error("bridge %s: %s", name, err)
                 failures.append(str(err))
                 continue
+            except Exception as err:  # pylint: disable=broad-except  (one bridge's bug must not stop the rest)
+                log.error("bridge %s: internal error: %r", name, err)
+                failures.append(f"bridge {name}: internal error: {err!r}")
+                continue
             for result in results:
                 if result["changed"]:
                     log.info("bridge %s: %s", name, "; ".join(result["actions"]))
@@ -272,6 +278,9 @@ def bridge_init(host, log, check=False, ipr=None):
             except NetvirtError as err:
                 # a running guest cannot be refused any more: say so loudly
                 failures.append(str(err))
+            except Exception as err:  # pylint: disable=broad-except  (guest by guest, whatever happens)
+                log.error("guest %s: internal error: %r", domain.name, err)
+                failures.append(f"guest {domain.name}: internal error: {err!r}")
     if failures:
         raise KernelError("; ".join(failures), "VLAN set-up at daemon start/reload")
     return changes
