@@ -215,7 +215,7 @@ def main():
             play(scratch, env, inv, reference)
             times = {"reference": [], "converge": []}
             for _round in range(args.rounds):
-                took, _ = play(scratch, env, inv, reference)
+                took, _out = play(scratch, env, inv, reference)
                 times["reference"].append(took)
                 took, out = play(scratch, env, inv, site)
                 times["converge"].append(took)

@@ -60,8 +60,8 @@ def libvirt_network(libvirtd):
         virsh("net-destroy", name, check=False)
 
 
-def test_every_tap_exists_in_its_bridge_and_is_shaped_at_start_begin(restore_host, run_roles, guest, host_bridge,
-                                                                      libvirt_network):
+def test_every_tap_exists_in_its_bridge_and_is_shaped_at_start_begin(
+        restore_host, run_roles, guest, host_bridge, libvirt_network):
     br = host_bridge()
     net, net_bridge = libvirt_network()
     taps = {"bridge": "nvtt" + uid(), "network": "nvtt" + uid(), "ethernet": "nvtt" + uid()}

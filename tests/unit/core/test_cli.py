@@ -242,8 +242,8 @@ def test_a_bad_value_in_one_guests_xml_is_exit_4_and_spares_the_others(root, cap
     code, out, _err = run(capsys, "status")
     lines = out.splitlines()
     assert code == 4 and any(line.startswith(want) for line in lines)
-    assert [line.split()[:3] for line in lines if line.startswith("web1")] == [["web1", "0", "vnet7:"],
-                                                                              ["web1", "1", "vnet8:"]]
+    web1 = [line.split()[:3] for line in lines if line.startswith("web1")]
+    assert web1 == [["web1", "0", "vnet7:"], ["web1", "1", "vnet8:"]]
     code, out, _err = run(capsys, "--json", "status")
     guests = {g["guest"]: g for g in json.loads(out)["guests"]}
     assert code == 4 and guests["bad"]["error"].startswith(want) and len(guests["web1"]["ports"]) == 2

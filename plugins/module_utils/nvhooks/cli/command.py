@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from ..errors import KernelError, NetvirtError, PolicyError, XmlError
-from .exits import EXIT_BAD_POLICY, EXIT_ENVIRONMENT, EXIT_NOT_RUNNING, EXIT_PROBLEM, CliError  # noqa: F401
+from .exits import EXIT_BAD_POLICY, EXIT_ENVIRONMENT, EXIT_NOT_RUNNING, EXIT_PROBLEM, CliError  # noqa: F401  pylint: disable=unused-import
 
 EPILOG = """\
 examples:

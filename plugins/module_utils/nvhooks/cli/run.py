@@ -124,7 +124,8 @@ def explain(guest, host):
 
 
 def collect(check):
-    from ..shaping import caps, gc as shapegc, hook as shapehook
+    from ..guests import running
+    from ..shaping import caps, gc as shapegc
     try:
         found = shapegc.collect(caps.get(), in_use=running.has_mac, check_mode=check)
     except NetvirtError as err:

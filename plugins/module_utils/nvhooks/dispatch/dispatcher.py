@@ -294,7 +294,8 @@ def main(driver, argv, stdin=None, stdout=None, stderr=None):
     stderr = stderr if stderr is not None else sys.stderr
     try:
         return _run(driver, argv, stdin, stdout, stderr)
-    except BaseException as err:  # pylint: disable=broad-except  (see the docstring)
+    except BaseException as err:  # pylint: disable=broad-except
+        # see the docstring
         return crashed(driver, argv, err, stderr)
 
 
@@ -306,7 +307,8 @@ def crashed(driver, argv, err, stderr):
     line = hooklog.safe_text(f"{event.name} {event.object}: internal error ({what}): {err!r}")
     try:
         stderr.write(f"netvirt-hooks: {line}\n")
-    except Exception:  # pylint: disable=broad-except  (a closed stderr must not change the status)
+    except Exception:  # pylint: disable=broad-except
+        # a closed stderr must not change the status
         pass
     try:
         hooklog.syslog("ERROR", line)

@@ -97,7 +97,6 @@ def apply(plan, caps, check_mode=False, log=None, lock_timeout=30.0, batch=None,
         raise KernelError(f"netlink: {err}", plan.label) from None
 
 
-
 def _apply(batch, plan, caps, check_mode, log, lock_timeout, unless):
     sock = batch.sock
     with locks.group_locks([f"port-{plan.netns or ''}-{plan.dev}"], timeout=lock_timeout):

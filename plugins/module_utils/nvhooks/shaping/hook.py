@@ -16,9 +16,6 @@
   its status XML (never calls libvirt: that would deadlock).
 """
 
-import os
-
-from .. import paths
 from ..policy.xmlns import NS_BYTES
 
 APPLY = frozenset((("start", "begin"), ("started", "begin"), ("reconnect", "begin")))
@@ -168,7 +165,8 @@ def reconcile_all(host, log):
             done += 1
         except NetvirtError as err:
             log.error("reconcile %s: %s", path, err)
-        except Exception as err:  # pylint: disable=broad-except  (one guest's bug must not stop the others)
+        except Exception as err:  # pylint: disable=broad-except
+            # one guest's bug must not stop the others
             log.error("reconcile %s: internal error: %r", path, err)
     try:
         _collect_orphans(log)
