@@ -264,7 +264,8 @@ def bridge_init(host, log, check=False, ipr=None):
                 log.error("bridge %s: %s", name, err)
                 failures.append(str(err))
                 continue
-            except Exception as err:  # pylint: disable=broad-except  (one bridge's bug must not stop the rest)
+            except Exception as err:  # pylint: disable=broad-except
+                # one bridge's bug must not stop the rest
                 log.error("bridge %s: internal error: %r", name, err)
                 failures.append(f"bridge {name}: internal error: {err!r}")
                 continue
@@ -278,7 +279,8 @@ def bridge_init(host, log, check=False, ipr=None):
             except NetvirtError as err:
                 # a running guest cannot be refused any more: say so loudly
                 failures.append(str(err))
-            except Exception as err:  # pylint: disable=broad-except  (guest by guest, whatever happens)
+            except Exception as err:  # pylint: disable=broad-except
+                # guest by guest, whatever happens
                 log.error("guest %s: internal error: %r", domain.name, err)
                 failures.append(f"guest {domain.name}: internal error: {err!r}")
     if failures:
