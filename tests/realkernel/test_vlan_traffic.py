@@ -14,7 +14,7 @@ import pytest
 
 from nvhooks.policy import domxml, model as policy
 from nvhooks.kernel import links as klinks, netlink
-from nvhooks.vlan import apply as vlanapply, hook as vlanhook
+from nvhooks.vlan import hook as vlanhook
 from nvhooks.dispatch.event import Event
 
 _spec = importlib.util.spec_from_file_location(

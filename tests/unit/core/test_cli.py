@@ -247,3 +247,16 @@ def test_a_bad_value_in_one_guests_xml_is_exit_4_and_spares_the_others(root, cap
     code, out, _err = run(capsys, "--json", "status")
     guests = {g["guest"]: g for g in json.loads(out)["guests"]}
     assert code == 4 and guests["bad"]["error"].startswith(want) and len(guests["web1"]["ports"]) == 2
+
+
+def test_status_lists_lxc_guests_too(root, capsys):
+    # one view of running guests: qemu and lxc status XML alike (issue #10)
+    lxc = root / "run/libvirt/lxc"
+    lxc.mkdir(parents=True)
+    (lxc / "ct1.xml").write_text(GUEST.format(name="ct1").replace("<domain type='qemu'", "<domain type='lxc'"))
+    code, out, _err = run(capsys, "--json", "status")
+    assert [g["guest"] for g in json.loads(out)["guests"]] == ["web1", "ct1"]
+    code, out, _err = run(capsys, "--json", "status", "ct1")
+    data = json.loads(out)
+    assert data["guest"] == "ct1" and len(data["ports"]) == 2
+    assert data["hooks"]["started/begin"][0]["what"] == "vlanhook"
