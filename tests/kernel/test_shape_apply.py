@@ -161,6 +161,31 @@ def test_rollback_on_ifb_name_collision(netns, veth, nsrun, caps):
     assert snapshot(nsrun, ns, tap) == before
 
 
+def test_alias_less_ifb_of_our_name_is_finished(netns, veth, nsrun, caps):
+    """A run killed between `link add` and the alias leaves a bare ifb: the next apply takes it over."""
+    ns = netns()
+    tap = veth(ns, peer_ns=ns).name
+    ifb = tcplan.port_ifb(tap)
+    nsrun(ns, "ip", "link", "add", ifb, "type", "ifb")
+    plan = tcplan.plan_device(tap, caps, netns=ns, **POLICY)
+    assert tcapply.apply(plan, caps).changed
+    assert json.loads(nsrun(ns, "ip", "-j", "link", "show", ifb).stdout)[0].get("ifalias") == \
+        f"netvirt port {tap} outbound"
+    assert classes(nsrun, ns, ifb) == {"1:1": ("root", 5_000_000, 5_000_000)}
+    assert not tcapply.apply(plan, caps).changed
+
+
+def test_ifb_of_our_name_with_a_foreign_alias_is_refused(netns, veth, nsrun, caps):
+    ns = netns()
+    tap = veth(ns, peer_ns=ns).name
+    ifb = tcplan.port_ifb(tap)
+    nsrun(ns, "ip", "link", "add", ifb, "type", "ifb")
+    nsrun(ns, "ip", "link", "set", ifb, "alias", "someone else's")
+    with pytest.raises(errors.KernelError, match="not ours"):
+        tcapply.apply(tcplan.plan_device(tap, caps, netns=ns, **POLICY), caps)
+    assert json.loads(nsrun(ns, "ip", "-j", "link", "show", ifb).stdout)[0].get("ifalias") == "someone else's"
+
+
 def test_rollback_midway(netns, veth, nsrun, caps, monkeypatch):
     """A failure after the root tree was replaced and the ifb created undoes it all."""
     ns = netns()

@@ -79,3 +79,15 @@ def test_builtins_are_not_run_once_the_event_budget_is_spent(tree):
     for name in ("vlanhook", "shapehook"):
         text = tree.log(f"qemu_reconnect_begin_g1_{name}.log")
         assert "not run: the event deadline (1s) has passed" in text
+
+
+def test_an_unwritable_log_folder_is_said_once_per_event(tree, capsys):
+    # Seen in the fault suite: a full log folder printed one stderr line per record.
+    tree.write("notafolder", "")
+    tree.dispatcher_conf(f"builtins: no\nsyslog: no\nlog_dir: {tree.hooks}/notafolder/logs\n")
+    for name in ("a", "b", "c"):
+        tree.script(f"qemu_stopped_end.d/{name}", "true")
+    rc, out, err = call("qemu", ["g1", "stopped", "end", "-"], XML)
+    err += capsys.readouterr().err
+    assert (rc, out) == (0, b"")
+    assert err.count("cannot write log") == 1 and err.count("\n") == 1, err

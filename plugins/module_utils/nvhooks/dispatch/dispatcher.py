@@ -50,6 +50,7 @@ class Dispatcher:
         self._stdin_fd = None
         self._host = None
         self._expect = None   # (name, uuid) of the incoming XML, for filters
+        self._log_problem_shown = False
 
     # --------------------------------------------------------------- running
     def run(self):
@@ -84,7 +85,9 @@ class Dispatcher:
 
     def _flush(self, rec):
         problem = rec.flush()
-        if problem:
+        if problem and not self._log_problem_shown:
+            # once per event: the same cause (a full or read-only folder) hits every record
+            self._log_problem_shown = True
             sys.stderr.write(f"netvirt-hooks: {problem}\n")
 
     def _fail(self, step, reason, fail_policy="abort"):

@@ -99,22 +99,34 @@ def _get(sock, **key):
 # ------------------------------------------------------------------ changing
 
 def add_ifb(sock, name, alias):
-    """Create ifb ``name`` with ``alias`` and bring it up; return its index."""
+    """Create ifb ``name`` with ``alias`` and bring it up; return its index.
+
+    An ifb of that name without any alias is taken over: only a run killed
+    between `link add` and setting the alias leaves one (the kernel takes no
+    alias in the creating request), and refusing it would block the port for good.
+    """
     try:
         sock.link("add", ifname=name, kind="ifb")
     except Exception as err:  # pyroute2 NetlinkError; EOPNOTSUPP without the ifb driver
         code = getattr(err, "code", None)
-        if code == errno.EEXIST:
-            raise KernelError("device already exists and is not ours (its alias does not say netvirt)",
-                              name) from None
         if code in (errno.EOPNOTSUPP, errno.ENOENT):
             raise KernelError("cannot create an ifb device: the kernel lacks CONFIG_IFB (module ifb)", name) \
                 from None
-        raise
+        if code != errno.EEXIST:
+            raise
+        found = lookup(sock, name)
+        if found is None or not unfinished_ifb(found.kind, found.alias):
+            raise KernelError("device already exists and is not ours (its alias does not say netvirt)",
+                              name) from None
     index = link_index(sock, name)
     sock.link("set", index=index, ifalias=alias, txqlen=1000)
     sock.link("set", index=index, state="up")
     return index
+
+
+def unfinished_ifb(kind, alias):
+    """An ifb without alias: ours, left by a run killed before it set the alias (``add_ifb``)."""
+    return kind == "ifb" and not alias
 
 
 def set_link(sock, index, **attrs):

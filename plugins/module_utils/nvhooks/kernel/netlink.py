@@ -23,7 +23,7 @@ import struct
 
 from . import compat
 # the shaping code calls these as netlink.*: they live in links.py
-from .links import add_ifb, del_links, ifb_links, link_index, lookup, lookup_index, set_link  # noqa: F401  pylint: disable=unused-import
+from .links import add_ifb, del_links, ifb_links, link_index, lookup, lookup_index, set_link, unfinished_ifb  # noqa: F401  pylint: disable=unused-import
 from ..errors import NetvirtError
 
 

@@ -117,7 +117,8 @@ def _apply(batch, plan, caps, check_mode, log, lock_timeout, unless):
             if plan.present and live.index.get(plan.dev) is None:
                 raise KernelError("device does not exist", f"{plan.label}: device {plan.dev}")
             for obj in plan.objects:
-                if obj.kind == "ifb" and obj.dev in live.links and not live.ours_ifb(obj.dev):
+                if obj.kind == "ifb" and obj.dev in live.links and not live.ours_ifb(obj.dev) \
+                        and not live.unfinished_ifb(obj.dev):
                     raise KernelError(f"cannot create ifb {obj.dev}: a device of that name exists and is not ours",
                                       plan.label)
             actions = diff(plan, live)

@@ -73,6 +73,10 @@ class Live:
         kind, alias = self.links.get(name, (None, None))
         return kind == "ifb" and (alias or "").startswith(tcplan.ALIAS_PREFIX)
 
+    def unfinished_ifb(self, name):
+        """``name`` is an ifb that a killed run left without alias: ``add_ifb`` finishes it."""
+        return name in self.links and netlink.unfinished_ifb(*self.links[name])
+
     def group_ifbs(self):
         return [n for n, (k, a) in self.links.items()
                 if k == "ifb" and (a or "").startswith(f"{tcplan.ALIAS_PREFIX}group ")]
