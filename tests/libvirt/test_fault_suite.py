@@ -767,7 +767,8 @@ def test_25_alias_less_ifb_left_by_a_kill(suite, lab):
     with suite.case("an ifb of our planned name without alias (a kill between `link add` and its alias), then start",
                     "the next event recovers: applied (check mode clean), or one line saying what to delete") as row:
         tap = lab.tap()
-        lab.policy(rules=[{"match": {"dev": "nvtf*"}, "outbound": {"average": "4mbit"}}])
+        lab.policy(rules=[{"match": {"dev": "nvtf*"}, "inbound": {"average": "4mbit"},
+                           "outbound": {"average": "4mbit"}}])
         from nvhooks.shaping import plan as tcplan
         fs.sh("ip", "link", "add", tcplan.port_ifb(tap), "type", "ifb")
         xml = lab.xml("nvt-fs-bare", [tap])
