@@ -35,7 +35,8 @@ class Suite:
         start = time.monotonic()
         try:
             yield row
-        except BaseException as err:  # noqa: B036  # pylint: disable=broad-except  record, re-raised
+        except BaseException as err:  # noqa: B036  # pylint: disable=broad-except
+            # record the failure in the table, then re-raise it
             first = (str(err).strip().splitlines() or [type(err).__name__])[0]
             row.ok, row.outcome = False, f"FAIL: {first[:160]}" + (f" (after: {row.outcome})" if row.outcome else "")
             raise

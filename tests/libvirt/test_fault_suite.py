@@ -675,7 +675,7 @@ def test_22_lock_of_another_user(suite, installed, guest):
 
 
 def test_23_twenty_guests_concurrently_then_libvirtd_restart(suite, installed, libvirtd):
-    names = ["nvt-fs-" + uid(6) for _ in range(20)]
+    names = ["nvt-fs-" + uid(6) for _n in range(20)]
     taps = {n: "nvtf" + uid(6) for n in names}
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=20)
     try:
