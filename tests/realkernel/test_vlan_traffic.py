@@ -174,3 +174,45 @@ def test_not_filtering_bridge_is_refused(site, caplog):
     assert "guest g1" in str(err.value) and g["g1"][1] in str(err.value) and "vlan_filtering is off" in str(err.value)
     assert kernel_vids(g["g1"][1]) == before
     assert [r.levelname for r in caplog.records] == ["ERROR"]
+
+
+def test_deny_by_default(site, netns, veth):
+    """Managed bridges deny by default (issue #11 part 2): the bridge policy says nothing of
+    default_pvid, so bridge_init sets it to 0. The bridge itself and the uplink keep the native
+    VLAN 1 they had (the host and the network stay reachable in VLAN 1), a port no policy covers
+    (g2, and a port added by hand afterwards) reaches nothing, a port with policy its VLAN."""
+    log = logging.getLogger("nvt.vlan")
+    br, g, up_ns = site["bridge"], site["guests"], site["uplink_ns"]
+    host = policy.parse_host_policy({"bridges": {br: {"uplinks": [site["uplink"]], "uplink_vids": "100,200"}}})
+    assert host.bridges[br].default_pvid is None
+    # as an operator's bridge is before the upgrade: kernel default_pvid 1, every port in VLAN 1
+    sh("ip", "addr", "add", "10.1.0.254/24", "dev", br)
+    nsrun(up_ns, "ip", "addr", "add", "10.1.0.9/24", "dev", "eth0")
+    for name, addr in (("g2", "10.1.0.2/24"), ("g3", "10.1.0.3/24")):
+        nsrun(g[name][0], "ip", "addr", "add", addr, "dev", "eth0")
+    docs = {"g1": guest_xml("g1", g["g1"][1], br, "pvid='100'"), "g2": guest_xml("g2", g["g2"][1], br),
+            "g3": guest_xml("g3", g["g3"][1], br, "pvid='1'")}
+    for name, xml in docs.items():
+        write_status(site["root"], name, xml)             # running while libvirtd (re)starts
+    vlanhook.bridge_init(host, log)
+    with netlink.ipr() as nl:
+        assert klinks.by_name(nl)[br].default_pvid == 0
+    native = ["Egress Untagged", "PVID"]
+    assert kernel_vids(site["uplink"]) == {1: native, 100: [], 200: []}
+    assert kernel_vids(br) == {1: native}
+    assert kernel_vids(g["g1"][1]) == {100: native} and kernel_vids(g["g3"][1]) == {1: native}
+    assert kernel_vids(g["g2"][1]) == {}
+    assert vlanhook.bridge_init(host, log) == []          # idempotent
+    hot_ns = netns()                                      # a NIC hot-plugged or a tap added by hand
+    hot = veth(None, hot_ns, name="nvthp" + _fx.uid(4), peer="eth0")
+    sh("ip", "link", "set", hot.name, "master", br)
+    for addr in ("10.1.0.5/24", "10.100.0.5/24"):
+        nsrun(hot_ns, "ip", "addr", "add", addr, "dev", "eth0")
+    assert kernel_vids(hot.name) == {}
+    # ports with policy reach their VLAN; VLAN 1 still reaches the bridge and the uplink's native VLAN
+    assert pings(g["g1"][0], "10.100.0.9")
+    assert pings(g["g3"][0], "10.1.0.9") and pings(g["g3"][0], "10.1.0.254")
+    for ns in (g["g2"][0], hot_ns):
+        for address in ("10.1.0.9", "10.1.0.3", "10.1.0.254"):
+            assert not pings(ns, address), address
+    assert not pings(hot_ns, "10.100.0.9")

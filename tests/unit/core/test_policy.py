@@ -39,6 +39,13 @@ def test_defaults():
     assert host.rules == ()
 
 
+def test_managed_bridge_denies_by_default_and_opts_out():
+    host = policy.parse_host_policy({"bridges": {"br0": {}, "br1": {"default_pvid": 1}, "br2": {"default_pvid": 0}}})
+    assert host.bridges["br0"].default_pvid is None and host.bridges["br2"].default_pvid is None
+    assert host.bridges["br1"].default_pvid == 1
+    assert policy.BridgePolicy("br3").default_pvid is None
+
+
 def _bad(path, value):
     data = json.loads(json.dumps(GOOD))
     node = data

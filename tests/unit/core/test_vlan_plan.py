@@ -154,3 +154,21 @@ def test_running_domains_from_status_xml(tmp_path, monkeypatch, caplog):
     found = vlanhook.running_domains(logging.getLogger("nvt.unit"))
     assert [d.name for d in found] == ["g1"] and found[0].is_status
     assert "broken.xml" in caplog.records[0].getMessage()
+
+
+def test_deny_by_default_keeps_native_vlan_of_bridge_and_uplinks():
+    """bridge_init switching default_pvid 1 -> 0 (the kernel then drops VLAN 1 from every port holding it
+    as its untagged pvid): the bridge device and the uplinks that carried it get it back explicitly."""
+    from nvhooks.kernel.links import Link
+    links = {"br0": Link(1, "br0", "bridge", default_pvid=1), "bond0": Link(2, "bond0", master=1),
+             "eth9": Link(3, "eth9", master=1), "vnet0": Link(4, "vnet0", master=1)}
+    cache = {"links": links, "tables": {1: {1: PU}, 2: {1: PU, 100: 0}, 3: {100: 0}, 4: {1: PU}}}
+    deny = policy.parse_host_policy({"bridges": {"br0": {"uplinks": ["bond0", "eth9"]}}}).bridges["br0"]
+    assert vlanhook._kept_natives(deny, cache) == (["br0", "bond0"], 1)       # eth9 had no native VLAN
+    own = policy.parse_host_policy({"bridges": {"br0": {"uplinks": ["bond0"], "self_pvid": 10}}}).bridges["br0"]
+    assert vlanhook._kept_natives(own, cache) == (["bond0"], 1)               # the bridge gets self_pvid
+    opt_out = policy.parse_host_policy({"bridges": {"br0": {"uplinks": ["bond0"], "default_pvid": 1}}})
+    assert vlanhook._kept_natives(opt_out.bridges["br0"], cache) == ([], None)
+    links["br0"].default_pvid = 0                                              # already denying: nothing to keep
+    assert vlanhook._kept_natives(deny, cache) == ([], None)
+    assert vlanhook._native(cache, "bond0") == {1} and vlanhook._native(cache, "eth9") == set()

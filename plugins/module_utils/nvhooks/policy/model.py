@@ -72,7 +72,7 @@ class GroupPolicy(Record):
 class BridgePolicy(Record):
     name: str
     vlan_filtering: bool = True
-    default_pvid: Optional[int] = 1
+    default_pvid: Optional[int] = None     # deny by default: a port no policy covers gets no VLAN
     uplinks: Tuple[str, ...] = ()
     uplink_vids: frozenset = frozenset()
     self_vids: frozenset = frozenset()
@@ -220,7 +220,7 @@ def parse_bridge(name, data, where):
     return BridgePolicy(
         name=name,
         vlan_filtering=_bool(data.get("vlan_filtering", True), f"{where}.vlan_filtering"),
-        default_pvid=_vid_or_none(data.get("default_pvid", 1), f"{where}.default_pvid"),
+        default_pvid=_vid_or_none(data.get("default_pvid", 0), f"{where}.default_pvid"),
         uplinks=tuple(uplinks),
         uplink_vids=vlanset.parse_vids(data.get("uplink_vids"), f"{where}.uplink_vids"),
         self_vids=vlanset.parse_vids(data.get("self_vids"), f"{where}.self_vids"),

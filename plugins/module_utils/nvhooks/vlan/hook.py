@@ -17,6 +17,7 @@ from .. import paths
 from ..policy.xmlns import NS_BYTES
 from . import apply as vlanapply
 from ..kernel import bridge as kbridge, links as klinks
+from ..kernel.bridge import FLAG_PVID, FLAG_UNTAGGED
 from ..errors import KernelError, NetvirtError, PolicyError
 
 # start begin: libvirt has made the taps and put them in their bridges, and not
@@ -24,6 +25,7 @@ from ..errors import KernelError, NetvirtError, PolicyError
 START = (("start", "begin"), ("started", "begin"), ("reconnect", "begin"))
 STOP = (("stopped", "end"), ("release", "end"))
 LOCK_TIMEOUT = 20.0
+NATIVE = FLAG_PVID | FLAG_UNTAGGED
 
 
 def _phase(event):
@@ -87,7 +89,7 @@ def apply_guest(domain, host, log, check=False, ipr=None):
         return []
     changes, failures = [], []
     with _netlink(ipr) as nl:
-        cache = _cache(nl)
+        cache = _cache(nl, tables=bool(ports))
         for port in ports:
             try:
                 result = _port_result(nl, port, check, cache)
@@ -162,9 +164,9 @@ class _netlink:
             self.ipr.close()
 
 
-def _cache(nl):
+def _cache(nl, tables=True):
     """What a run reads once: every link by name and every VLAN table (later steps update it)."""
-    return {"links": klinks.by_name(nl), "tables": kbridge.read_tables(nl)}
+    return {"links": klinks.by_name(nl), "tables": kbridge.read_tables(nl) if tables else {}}
 
 
 def uplink_lock(timeout=LOCK_TIMEOUT):
@@ -202,14 +204,46 @@ def uplink_table(bridge_policy, used=None):
     return vlanapply.wish(vids=ids)
 
 
+def _native(cache, name):
+    """The untagged pvid (native VLAN) the device ``name`` carries now, as a set (empty: none)."""
+    link = cache["links"].get(name)
+    table = cache["tables"].get(link.index, {}) if link is not None else {}
+    return frozenset(vid for vid, flags in table.items() if flags == NATIVE)
+
+
 def _uplinks(nl, bridge_policy, used, cache, check):
     results = []
-    # the uplink's untagged native VLAN is the bridge's default pvid: leave it
-    protect = frozenset([bridge_policy.default_pvid]) if bridge_policy.default_pvid else frozenset()
     for uplink in bridge_policy.uplinks:
+        # the uplink's untagged native VLAN is the operator's: leave it (with default_pvid 0
+        # too, where setup_bridge has kept it explicitly)
+        protect = _native(cache, uplink)
         results.append(vlanapply.set_port(
             nl, uplink, uplink_table(bridge_policy, used), exclusive=True, protect=protect, check=check,
             bridge=bridge_policy.name, all_links=cache["links"], tables=cache["tables"]))
+    return results
+
+
+def _kept_natives(bridge_policy, cache):
+    """Before default_pvid goes to 0: the bridge itself (unless self_pvid is given) and the uplinks
+    that carry the old default VLAN as their native VLAN. The kernel drops it from them with the
+    default; setup_bridge puts it back, so only ports no policy covers end up with nothing."""
+    link = cache["links"].get(bridge_policy.name)
+    if link is None or not link.default_pvid or bridge_policy.default_pvid:
+        return [], None
+    names = ([] if bridge_policy.self_pvid else [bridge_policy.name]) + list(bridge_policy.uplinks)
+    return [name for name in names if link.default_pvid in _native(cache, name)], link.default_pvid
+
+
+def _keep_natives(nl, bridge_policy, kept, cache):
+    names, vid = kept
+    results = []
+    for name in names:
+        if name == bridge_policy.name:
+            results.append(vlanapply.set_self(nl, name, {vid: NATIVE}, exclusive=False,
+                                              all_links=cache["links"], tables=cache["tables"]))
+        else:
+            results.append(vlanapply.set_port(nl, name, {vid: NATIVE}, exclusive=False, bridge=bridge_policy.name,
+                                              all_links=cache["links"], tables=cache["tables"]))
     return results
 
 
@@ -234,14 +268,18 @@ def sync_uplinks(host, log, include=None, exclude=None, check=False, ipr=None):
 
 def setup_bridge(nl, bridge_policy, host, cache, check=False, used=None):
     """One bridge from host policy: switches, its own VLANs, uplink trunks."""
+    kept = _kept_natives(bridge_policy, cache)
     results = [vlanapply.set_bridge(nl, bridge_policy.name, vlan_filtering=bridge_policy.vlan_filtering,
                                     default_pvid=bridge_policy.default_pvid or 0, check=check,
                                     all_links=cache["links"])]
     if results[0]["changed"] and not check:
         cache["tables"] = kbridge.read_tables(nl)    # a new default pvid moves port VLANs
+        if kept[0]:
+            # check mode has nothing to predict here: the bridge and uplinks end as they were
+            results += _keep_natives(nl, bridge_policy, kept, cache)
     if bridge_policy.self_vids or bridge_policy.self_pvid:
         want = vlanapply.wish(bridge_policy.self_pvid, True, bridge_policy.self_vids)
-        protect = frozenset() if bridge_policy.self_pvid else frozenset([bridge_policy.default_pvid or 0])
+        protect = frozenset() if bridge_policy.self_pvid else _native(cache, bridge_policy.name)
         results.append(vlanapply.set_self(nl, bridge_policy.name, want, protect=protect, check=check,
                                           all_links=cache["links"], tables=cache["tables"]))
     if bridge_policy.uplinks:
