@@ -99,6 +99,24 @@ def vlan(domain, port, host):
     return out
 
 
+def isolation(port):
+    """Live isolated flag of a bridge port vs its policy (the hook's own step, check mode)."""
+    mods = [_core(name) for name in ("..vlan.isolation", "..vlan.hook")]
+    for mod in mods:
+        if isinstance(mod, ImportError):
+            return _unavailable("isolation core", mod)
+    if not mods[0].candidates([port]):
+        return {"state": "none"}
+    try:
+        result = mods[1].isolation_check(port)
+    except NetvirtError as err:
+        return {"state": "error", "why": str(err)}
+    out = {"state": "drift" if result["changed"] else "in sync", "live": result["before"]["isolated"]}
+    if result["changed"]:
+        out["diff"] = list(result["actions"])
+    return out
+
+
 def hook_order(guest, name, driver="qemu"):
     """What runs for <driver>/<name>, in the dispatcher's one total order (scripts.plan)."""
     scripts = _core("..dispatch.scripts")

@@ -69,6 +69,8 @@ def port_summary(port):
         out["group"] = {"name": port.group.name, "source": port.sources.get("group")}
     if port.vlan:
         out["vlan"] = dict(port.vlan.as_text(), source=port.sources.get("vlan"))
+    if port.isolated is not None:
+        out["isolated"] = {"value": port.isolated, "source": port.sources.get("isolated")}
     if port.notes:
         out["notes"] = list(port.notes)
     return out
@@ -104,7 +106,8 @@ def status(guest, host):
         row = port_summary(port)
         row["shaping"] = cli_probe.shaping(domain, port, host, counters=True)
         row["vlan_state"] = cli_probe.vlan(domain, port, host)
-        if row["shaping"].get("state") == "drift" or row["vlan_state"].get("state") == "drift":
+        row["isolation_state"] = cli_probe.isolation(port)
+        if "drift" in (row["shaping"].get("state"), row["vlan_state"].get("state"), row["isolation_state"]["state"]):
             code = EXIT_PROBLEM
         ports.append(row)
     hooks = {name: cli_probe.hook_order(guest, name, driver) for name in STATUS_EVENTS}

@@ -55,6 +55,8 @@ def _port_lines(port, detail):
         lines.append(f"  {'group':<9}{port['group']['name']}  [{port['group']['source']}]")
     if "vlan" in port:
         lines.append(f"  {'vlan':<9}{_vlan(port['vlan'])}  [{port['vlan']['source']}]")
+    if "isolated" in port:
+        lines.append(f"  {'isolated':<9}{'yes' if port['isolated']['value'] else 'no'}  [{port['isolated']['source']}]")
     lines.append(f"  {'tc':<9}{_state(port['shaping'])}")
     if detail:
         for obj in port["shaping"].get("objects", []):
@@ -64,6 +66,10 @@ def _port_lines(port, detail):
     lines.append(f"  {'vlans':<9}{_state(port['vlan_state'])}")
     if detail:
         for diff in port["vlan_state"].get("diff", []):
+            lines.append(f"    ! {diff}")
+    if "isolation_state" in port:
+        lines.append(f"  {'isolation':<9} {_state(port['isolation_state'])}")
+        for diff in port["isolation_state"].get("diff", []):
             lines.append(f"    ! {diff}")
     for note in port.get("notes", []):
         lines.append(f"  note: {note}")
@@ -91,6 +97,8 @@ def _overview(data):
                 shaped.append(f"group {port['group']['name']}")
             if "vlan" in port:
                 shaped.append(f"vlan {_vlan(port['vlan'])}")
+            if port.get("isolated", {}).get("value"):
+                shaped.append("isolated")
             lines.append(f"{guest['guest']} {port['index']} {port.get('dev') or '-'}: "
                          f"{', '.join(shaped) or 'no policy'}; tc {port['shaping']['state']}, "
                          f"vlans {port['vlan_state']['state']}")

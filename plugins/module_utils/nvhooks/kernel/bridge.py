@@ -81,3 +81,15 @@ def set_options(sock, index, steps, where, what):
         if err.code == errno.EOPNOTSUPP:
             raise KernelError(NO_FILTERING, where) from None
         raise KernelError(f"the kernel refused the change ({what}): {err}", where) from None
+
+
+def set_isolated(sock, index, on, where):
+    """A bridge port's isolated flag (IFLA_BRPORT_ISOLATED, ``bridge link set dev X isolated on``).
+
+    Isolated ports forward only to non-isolated ports; it needs no VLAN filtering.
+    """
+    from pyroute2.netlink.exceptions import NetlinkError
+    try:
+        sock.brport("set", index=index, isolated=int(bool(on)))
+    except NetlinkError as err:
+        raise KernelError(f"the kernel refused to set isolated {'on' if on else 'off'}: {err}", where) from None

@@ -16,10 +16,13 @@ class Link:
     VLAN code, so later steps of a run see a bridge as it will be.
     """
 
-    __slots__ = ("index", "name", "kind", "alias", "master", "vlan_filtering", "default_pvid", "vlan_capable")
+    __slots__ = ("index", "name", "kind", "alias", "master", "vlan_filtering", "default_pvid", "vlan_capable",
+                 "isolated")
 
-    def __init__(self, index, name, kind=None, alias=None, master=None, vlan_filtering=False, default_pvid=None):
+    def __init__(self, index, name, kind=None, alias=None, master=None, vlan_filtering=False, default_pvid=None,
+                 isolated=None):
         self.index, self.name, self.kind, self.alias, self.master = index, name, kind, alias, master
+        self.isolated = isolated        # a bridge port's isolated flag (IFLA_BRPORT_ISOLATED); None: not a port
         self.vlan_filtering = vlan_filtering
         self.default_pvid = default_pvid
         # the kernel reports default_pvid (and vlan_protocol) only when built with
@@ -31,14 +34,17 @@ class Link:
         """The Link of an RTM_NEWLINK message."""
         info = msg.get_attr("IFLA_LINKINFO")
         kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
-        filtering, pvid = False, None
+        filtering, pvid, isolated = False, None, None
         if kind == "bridge":
             data = info.get_attr("IFLA_INFO_DATA")
             if data:
                 filtering = bool(data.get_attr("IFLA_BR_VLAN_FILTERING"))
                 pvid = data.get_attr("IFLA_BR_VLAN_DEFAULT_PVID")
+        if info is not None and info.get_attr("IFLA_INFO_SLAVE_KIND") == "bridge":
+            port = info.get_attr("IFLA_INFO_SLAVE_DATA")
+            isolated = bool(port.get_attr("IFLA_BRPORT_ISOLATED")) if port else False
         return cls(msg["index"], msg.get_attr("IFLA_IFNAME"), kind, msg.get_attr("IFLA_IFALIAS"),
-                   msg.get_attr("IFLA_MASTER"), filtering, pvid)
+                   msg.get_attr("IFLA_MASTER"), filtering, pvid, isolated)
 
     @property
     def is_bridge(self):

@@ -117,6 +117,7 @@ class PortRule(Record):
     outbound: Optional[Rate] = None
     group: Optional[str] = None
     vlan: Optional[VlanPolicy] = None
+    isolated: Optional[bool] = None   # the bridge port's isolated flag (docs/vlan.md "Port isolation")
 
 
 class HostPolicy(Record):
@@ -237,6 +238,8 @@ def _port_policy(data, where):
         out["group"] = _string(data, "group", where)
     if data.get("vlan") is not None:
         out["vlan"] = parse_vlan(data["vlan"], f"{where}.vlan")
+    if "isolated" in data:           # typed: null, 2 or "maybe" is refused naming the key
+        out["isolated"] = _bool("null" if data["isolated"] is None else data["isolated"], f"{where}.isolated")
     return out
 
 
@@ -328,14 +331,14 @@ def parse_host_policy(data, source="policy.json"):
             raise PolicyError("must be a list", "rules")
         for i, rule in enumerate(raw_rules):
             where = f"rules[{i}]"
-            _check_keys(rule, ("match", "inbound", "outbound", "group", "vlan", "comment"), where)
+            _check_keys(rule, ("match", "inbound", "outbound", "group", "vlan", "isolated", "comment"), where)
             if "match" not in rule:
                 raise PolicyError("a rule needs a match", where)
             if rule.get("comment") is not None:
                 _string(rule, "comment", where)
             body = _port_policy(rule, where)
             if not body:
-                raise PolicyError("a rule needs inbound, outbound, group or vlan", where)
+                raise PolicyError("a rule needs inbound, outbound, group, vlan or isolated", where)
             if body.get("group") is not None and body["group"] not in groups:
                 raise PolicyError(f"unknown group {body['group']!r}", f"{where}.group")
             rules.append(PortRule(where=where, match=parse_match(rule["match"], f"{where}.match"), **body))
@@ -386,11 +389,11 @@ def parse_metadata(element, guest="guest"):
         position += 1
         try:
             match_attrs = _attrs(child)
+            body = {"isolated": match_attrs.pop("isolated")} if "isolated" in match_attrs else {}
             _check_keys(match_attrs, ("mac", "dev", "index"), "")
             if not match_attrs:
                 raise PolicyError("<interface> needs mac, dev or index", "")
             match = parse_match(dict(match_attrs, guest=guest) if "index" in match_attrs else match_attrs, "")
-            body = {}
             for sub in child:
                 if not isinstance(sub.tag, str):
                     continue

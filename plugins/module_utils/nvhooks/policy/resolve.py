@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Precedence: domain XML + host policy -> the effective policy of each port.
 
-Per aspect of a port (inbound, outbound, group, vlan), the first source that
+Per aspect of a port (inbound, outbound, group, vlan, isolated), the first source that
 says something wins, in this order:
 
 1. host policy rules, in file order (the operator's word on this host);
@@ -22,7 +22,7 @@ from typing import Mapping, Optional, Tuple
 from . import model as policy, units, vlanset
 from ..errors import PolicyError
 
-ASPECTS = ("inbound", "outbound", "group", "vlan")
+ASPECTS = ("inbound", "outbound", "group", "vlan", "isolated")
 NATIVE = "native <bandwidth>"
 
 
@@ -41,6 +41,7 @@ class PortPolicy:
     outbound: Optional[policy.Rate] = None
     group: Optional[policy.GroupPolicy] = None
     vlan: Optional[policy.VlanPolicy] = None
+    isolated: Optional[bool] = None    # None: no source says (the flag is then ours to clear only)
     sources: Mapping[str, str] = field(default_factory=dict)
     notes: Tuple[str, ...] = ()
 
@@ -66,6 +67,8 @@ class PortPolicy:
         if self.vlan:
             for key, value in self.vlan.as_text().items():
                 out["values"][f"vlan.{key}"] = {"value": value, "source": self.sources["vlan"]}
+        if self.isolated is not None:
+            out["values"]["isolated"] = {"value": self.isolated, "source": self.sources["isolated"]}
         return out
 
 
@@ -120,11 +123,13 @@ def resolve_port(domain, iface, host, meta_rules):
                              f"applies peak {units.format_rate(rate.peak)} (libvirt gives the same warning)")
     if "vlan" in chosen and (ovs or iface.type not in ("bridge", "network")):
         notes.append(f"VLAN policy ignored: a {'OVS' if ovs else iface.type} port is not a Linux bridge port")
+    if chosen.get("isolated") and (ovs or iface.type not in ("bridge", "network")):
+        notes.append(f"isolated ignored: a {'OVS' if ovs else iface.type} port is not a Linux bridge port")
     return PortPolicy(
         guest=domain.name, uuid=domain.uuid, index=iface.index, mac=iface.mac, dev=iface.target_dev,
         type=iface.type, bridge=iface.source_bridge, ovs=ovs, native=native,
         inbound=chosen.get("inbound"), outbound=chosen.get("outbound"), group=group,
-        vlan=chosen.get("vlan"), sources=sources, notes=tuple(notes))
+        vlan=chosen.get("vlan"), isolated=chosen.get("isolated"), sources=sources, notes=tuple(notes))
 
 
 def _allowed(chosen, sources, settings, where):

@@ -52,15 +52,19 @@ def wants(event, raw_xml, host):
     if phase != "start":
         return False
     guest = getattr(event, "guest", None)
-    if any(rule.vlan is not None and rule.match.may_match(guest) for rule in host.rules):
+    if any((rule.vlan is not None or rule.isolated is not None) and rule.match.may_match(guest)
+           for rule in host.rules):
         return True
-    return bool(raw_xml) and NS_BYTES in raw_xml and b"vlan" in raw_xml
+    if bool(raw_xml) and NS_BYTES in raw_xml and (b"vlan" in raw_xml or b"isolated" in raw_xml):
+        return True
+    from . import isolation
+    return isolation.recorded_in(raw_xml)  # a port our policy isolated may have to be turned off
 
 
-def vlan_ports(domain, host):
+def vlan_ports(domain, host, ports=None):
     """The guest's Linux bridge ports that have a VLAN policy."""
     from ..policy import resolve
-    return [port for port in resolve.resolve(domain, host)
+    return [port for port in (resolve.resolve(domain, host) if ports is None else ports)
             if port.vlan is not None and not port.ovs and port.type in ("bridge", "network")]
 
 
@@ -84,8 +88,11 @@ def apply_guest(domain, host, log, check=False, ipr=None):
     Failures are collected per port (the others are still applied), then
     raised as one error, or logged as WARNING when vlan_failure is warn.
     """
-    ports = vlan_ports(domain, host)
-    if not ports:
+    from ..policy import resolve
+    from . import isolation
+    resolved = resolve.resolve(domain, host)
+    ports, isolate = vlan_ports(domain, host, resolved), isolation.candidates(resolved)
+    if not ports and not isolate:
         return []
     changes, failures = [], []
     with _netlink(ipr) as nl:
@@ -102,6 +109,15 @@ def apply_guest(domain, host, log, check=False, ipr=None):
                 changes.append(result)
             else:
                 log.debug("%s: VLANs already %s", port.label, _short(result["after"]))
+        for port in isolate:
+            try:
+                result = isolation.set_port(nl, port, cache["links"], check)
+            except NetvirtError as err:
+                failures.append(type(err)(err.message, f"{port.label}: {err.where}" if err.where else port.label))
+                continue
+            if result["changed"]:
+                log.info("%s: %s", port.label, "; ".join(result["actions"]))
+                changes.append(result)
     _report(domain.name, failures, host, log)
     return changes
 
@@ -324,6 +340,13 @@ def bridge_init(host, log, check=False, ipr=None):
     if failures:
         raise KernelError("; ".join(failures), "VLAN set-up at daemon start/reload")
     return changes
+
+
+def isolation_check(port, ipr=None):
+    """For `netvirt-hooks status`: the port's isolated flag now vs its policy (check mode; raises NetvirtError)."""
+    from . import isolation
+    with _netlink(ipr) as nl:
+        return isolation.set_port(nl, port, klinks.by_name(nl), check=True)
 
 
 def port_check(port, ipr=None):
