@@ -85,6 +85,7 @@ def site(netns, veth, bridge, kprobe, tmp_path, monkeypatch):
 
 
 def host_policy(site, **settings):
+    # default_pvid 1: the opt-out from deny by default (test_deny_by_default shows the default)
     return policy.parse_host_policy({
         "settings": settings,
         "bridges": {site["bridge"]: {"vlan_filtering": True, "default_pvid": 1, "uplinks": [site["uplink"]],
