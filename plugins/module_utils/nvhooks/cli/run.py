@@ -23,7 +23,7 @@ def run(args):
     if args.command == "explain":
         return explain(args.guest, host)
     if args.command == "gc":
-        return collect(args.check)
+        return collect(args.check, getattr(args, "only", None))
     return change(args.command, args.guest, host, args.check)
 
 
@@ -123,15 +123,25 @@ def explain(guest, host):
         raise CliError(str(err), EXIT_BAD_POLICY) from None
 
 
-def collect(check):
-    from ..guests import running
-    from ..shaping import caps, gc as shapegc
-    try:
-        found = shapegc.collect(caps.get(), in_use=running.has_mac, check_mode=check)
-    except NetvirtError as err:
-        raise CliError(f"gc: {err}", EXIT_PROBLEM) from None
-    return {"action": "gc", "check": check, "changed": bool(found), "orphans": found}, \
-        EXIT_PROBLEM if check and found else EXIT_OK
+def collect(check, only=None):
+    """Shaping orphans and per-script logs of guests gone (dispatch.loggc); ``only``: logs | shaping."""
+    found, logs = [], None
+    if only != "shaping":
+        from ..dispatch import conf as confmod, handlers, loggc
+        try:
+            logs = loggc.run(confmod.load_dispatcher(), handlers.names(), check_mode=check).as_dict()
+        except NetvirtError as err:
+            raise CliError(f"gc: logs: {err}", EXIT_PROBLEM) from None
+    if only != "logs":
+        from ..guests import running
+        from ..shaping import caps, gc as shapegc
+        try:
+            found = shapegc.collect(caps.get(), in_use=running.has_mac, check_mode=check)
+        except NetvirtError as err:
+            raise CliError(f"gc: {err}", EXIT_PROBLEM) from None
+    changed = bool(found or (logs and logs["removed"]))
+    return {"action": "gc", "check": check, "changed": changed, "orphans": found, "logs": logs}, \
+        EXIT_PROBLEM if check and changed else EXIT_OK
 
 
 def change(action, guest, host, check):

@@ -127,4 +127,13 @@ def _change(data):
 
 def _gc(data):
     verb = "orphan" if data.get("check") else "removed"
-    return "\n".join(f"{verb}: {text}" for text in data["orphans"]) or "gc: no orphans"
+    lines = [f"{verb}: {text}" for text in data["orphans"]]
+    logs = data.get("logs")
+    if logs is not None:
+        lines += [f"{'old log' if data.get('check') else 'removed log'}: {text}" for text in logs["removed"]]
+        if logs["age_skipped"]:
+            lines.append(f"logs by age: skipped, {logs['age_skipped']}")
+        if logs["removed"]:
+            lines.append(f"logs: {len(logs['removed'])} of {logs['files']} files "
+                         f"{'to remove' if data.get('check') else 'removed'} ({logs['guests']} guests with logs)")
+    return "\n".join(lines) or "gc: no orphans"
