@@ -16,6 +16,7 @@
   its status XML (never calls libvirt: that would deadlock).
 """
 
+from .. import logfields
 from ..policy.xmlns import NS_BYTES
 
 APPLY = frozenset((("start", "begin"), ("started", "begin"), ("reconnect", "begin")))
@@ -90,7 +91,8 @@ def apply_guest(domain, host, log, check=False, caps=None):
                 result = tcapply.apply(tcplan.plan_port(port, caps), caps, check_mode=check, log=log,
                                        batch=batch)
             except NetvirtError as err:
-                log.error("%s: shaping failed: %s", port.label, err)
+                log.error("%s: shaping failed: %s", port.label, err,
+                          extra=logfields.port(port.dev, port.mac, "shape", changed=0))
                 failures.append(err)
                 continue
             _log_result(log, port, result)
@@ -104,10 +106,11 @@ def apply_guest(domain, host, log, check=False, caps=None):
 
 def _log_result(log, port, result):
     what = ", ".join(f"{d} {v}" for d, v in _summary(port).items())
+    fields = logfields.port(port.dev, port.mac, "shape", changed=len(result.actions) if result.changed else 0)
     if result.changed:
-        log.info("%s: shaped (%s): %d change(s)", port.label, what, len(result.actions))
+        log.info("%s: shaped (%s): %d change(s)", port.label, what, len(result.actions), extra=fields)
     else:
-        log.info("%s: shaping already in place (%s)", port.label, what)
+        log.info("%s: shaping already in place (%s)", port.label, what, extra=fields)
 
 
 def _summary(port):
@@ -138,11 +141,13 @@ def teardown_guest(domain, log, check=False):
                 result = tcapply.apply(tcplan.plan_absent(iface.target_dev, mac=iface.mac, label=label), caps,
                                        check_mode=check, log=log, batch=batch)
             except NetvirtError as err:
-                log.error("%s: shaping teardown failed: %s", label, err)
+                log.error("%s: shaping teardown failed: %s", label, err,
+                          extra=logfields.port(iface.target_dev, iface.mac, "teardown", changed=0))
                 failures.append(err)
                 continue
             if result.changed:
-                log.info("%s: shaping removed (%d change(s))", label, len(result.actions))
+                log.info("%s: shaping removed (%d change(s))", label, len(result.actions),
+                         extra=logfields.port(iface.target_dev, iface.mac, "teardown", changed=len(result.actions)))
             results.append((label, result))
     if failures:
         raise NetvirtError(failures[0].message, failures[0].where)

@@ -13,7 +13,7 @@ raises (the dispatcher aborts the start) unless the host policy says
 
 import os
 
-from .. import paths
+from .. import logfields, paths
 from ..policy.xmlns import NS_BYTES
 from . import apply as vlanapply
 from ..kernel import bridge as kbridge, links as klinks
@@ -96,10 +96,12 @@ def apply_guest(domain, host, log, check=False, ipr=None):
                 continue
             if result["changed"]:
                 log.info("%s: VLANs %s -> %s (%s)", port.label, _short(result["before"]),
-                         _short(result["after"]), "; ".join(result["actions"]))
+                         _short(result["after"]), "; ".join(result["actions"]),
+                         extra=logfields.port(port.dev, port.mac, "vlan", changed=len(result["actions"])))
                 changes.append(result)
             else:
-                log.debug("%s: VLANs already %s", port.label, _short(result["after"]))
+                log.debug("%s: VLANs already %s", port.label, _short(result["after"]),
+                          extra=logfields.port(port.dev, port.mac, "vlan", changed=0))
     _report(domain.name, failures, host, log)
     return changes
 
