@@ -12,7 +12,6 @@ answers `-t netvirt-hooks GUEST=... PORT=...`.
 import json
 import os
 import shutil
-import sys
 import textwrap
 
 import pytest
@@ -119,9 +118,10 @@ def test_journalctl_finds_dispatcher_and_handler_records_by_guest_and_port(netns
         assert port, got["all"]
         shaped = port[0]
         assert shaped["GUEST"] == run["guest"] and shaped["PORT"] == run["tap"] and shaped["MAC"] == run["mac"]
-        assert shaped["GUEST_UUID"] == "6f1e3c6a-8d1e-4b7a-9c8e-0a5b2d1f000%d" % runs.index(run) and shaped["EVENT"] == "qemu/started/begin"
-        assert (shaped["ACTION"], shaped["SCRIPT"], shaped["SYSLOG_IDENTIFIER"]) == ("shape", "shapehook",
-                                                                                    "netvirt-hooks")
+        assert shaped["GUEST_UUID"] == "6f1e3c6a-8d1e-4b7a-9c8e-0a5b2d1f000%d" % runs.index(run)
+        assert shaped["EVENT"] == "qemu/started/begin"
+        assert (shaped["ACTION"], shaped["SCRIPT"]) == ("shape", "shapehook")
+        assert shaped["SYSLOG_IDENTIFIER"] == "netvirt-hooks"
         assert int(shaped["CHANGED"]) > 0 and "shaped" in shaped["MESSAGE"]
         summaries = {r["SCRIPT"]: r for r in records(got["all"]) if "DURATION_MS" in r}
         assert set(summaries) == {"shapehook", "all_note"}, got["all"]

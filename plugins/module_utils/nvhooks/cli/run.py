@@ -74,8 +74,17 @@ def port_summary(port):
     return out
 
 
+def mark_unshaped(domain, ports, rows, host, found):
+    """Rows of unshaped ports get ``unshaped`` (setting, exemption); ``found`` gets the others' labels."""
+    from ..policy import unshaped
+    for port, why in unshaped.offenders(domain, ports, host.settings):
+        rows[ports.index(port)]["unshaped"] = {"setting": host.settings.unshaped, "exempt": why}
+        if why is None:
+            found.append(unshaped.message(port))
+
+
 def overview(host):
-    guests, code = [], EXIT_OK
+    guests, code, found = [], EXIT_OK, []
     from ..guests import running
     for name in running.names():
         entry = {"guest": name, "ports": []}
@@ -93,8 +102,10 @@ def overview(host):
             if row["shaping"].get("state") == "drift" or row["vlan_state"].get("state") == "drift":
                 code = EXIT_PROBLEM
             entry["ports"].append(row)
+        mark_unshaped(domain, ports, entry["ports"], host, found)
         guests.append(entry)
-    return {"policy": host.source, "guests": guests}, code
+    return {"policy": host.source, "guests": guests,
+            "unshaped": {"setting": host.settings.unshaped, "ports": found}}, code
 
 
 def status(guest, host):
@@ -107,10 +118,13 @@ def status(guest, host):
         if row["shaping"].get("state") == "drift" or row["vlan_state"].get("state") == "drift":
             code = EXIT_PROBLEM
         ports.append(row)
+    found = []
+    mark_unshaped(domain, resolve_ports(domain, host), ports, host, found)
     hooks = {name: cli_probe.hook_order(guest, name, driver) for name in STATUS_EVENTS}
     return {"guest": domain.name, "uuid": domain.uuid, "state": domain.state, "policy": host.source,
             "settings": {"vlan_failure": host.settings.vlan_failure,
-                         "native_bandwidth": host.settings.native_bandwidth},
+                         "native_bandwidth": host.settings.native_bandwidth,
+                         "unshaped": host.settings.unshaped},
             "ports": ports, "hooks": hooks}, code
 
 

@@ -56,6 +56,9 @@ def _port_lines(port, detail):
     if "vlan" in port:
         lines.append(f"  {'vlan':<9}{_vlan(port['vlan'])}  [{port['vlan']['source']}]")
     lines.append(f"  {'tc':<9}{_state(port['shaping'])}")
+    if "unshaped" in port:
+        why = port["unshaped"]["exempt"]
+        lines.append(f"  {'unshaped':<9}no bandwidth limit ({f'exempt: {why}' if why else 'settings.unshaped is ' + port['unshaped']['setting']})")
     if detail:
         for obj in port["shaping"].get("objects", []):
             lines.append(f"    {obj}")
@@ -94,6 +97,10 @@ def _overview(data):
             lines.append(f"{guest['guest']} {port['index']} {port.get('dev') or '-'}: "
                          f"{', '.join(shaped) or 'no policy'}; tc {port['shaping']['state']}, "
                          f"vlans {port['vlan_state']['state']}")
+    unshaped = data.get("unshaped") or {}
+    if unshaped.get("ports") and unshaped.get("setting") != "allow":
+        lines.append(f"unshaped ports (settings.unshaped is {unshaped['setting']}):")
+        lines.extend(f"  {text}" for text in unshaped["ports"])
     return "\n".join(lines)
 
 

@@ -52,14 +52,25 @@ def wants(event, raw_xml, host):
     if phase == "teardown":                 # whatever policy said at start: clean up
         return bool(host.rules or host.groups)
     guest = getattr(event, "guest", None)
-    return any((rule.inbound or rule.outbound or rule.group) and rule.match.may_match(guest)
-               for rule in host.rules)
+    if any((rule.inbound or rule.outbound or rule.group) and rule.match.may_match(guest) for rule in host.rules):
+        return True
+    # unshaped ports are looked for at start begin only: one warning per port, refusal before the CPUs run
+    return _checks_unshaped(event, host)
+
+
+def _checks_unshaped(event, host):
+    if (getattr(event, "op", None), getattr(event, "subop", None)) != ("start", "begin"):
+        return False
+    return getattr(host.settings, "unshaped", "allow") != "allow"
 
 
 def handle(event, domain, host, log):
     """Apply or tear down the guest's shaping; raise NetvirtError after trying every port."""
     phase = _phase(event)
     if phase == "apply":
+        if _checks_unshaped(event, host):
+            from ..policy import resolve, unshaped
+            unshaped.enforce(domain, resolve.resolve(domain, host), host.settings, log)
         return apply_guest(domain, host, log)
     if phase == "teardown":
         return teardown_guest(domain, log)
