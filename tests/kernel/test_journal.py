@@ -7,7 +7,8 @@ alone. The real dispatcher then runs `qemu started begin` for a guest whose
 "tap" is a veth the test made, shaped by a host policy rule, with one custom
 script, once with Debian's python (python3-systemd: the binding's backend)
 and once with the venv's (no binding: the native protocol). journalctl then
-answers `-t netvirt-hooks GUEST=... PORT=...`.
+answers `-t netvirt-hooks GUEST=... PORT=...`. One entry also goes in the
+native protocol's other way, a sealed memfd (for entries too big for a datagram).
 """
 import json
 import os
@@ -43,6 +44,12 @@ INSIDE = textwrap.dedent("""
                                   input=run["xml"].encode(), env=env, capture_output=True)
             print(json.dumps({"guest": run["guest"], "rc": proc.returncode,
                               "out": proc.stdout.decode(), "err": proc.stderr.decode()}), flush=True)
+        # the native protocol's other way in (an entry too big for one datagram): a sealed memfd
+        memfd = ("import socket, sys; sys.path.insert(0, sys.argv[1]); from nvhooks.dispatch import journal; "
+                 "s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); "
+                 "journal._send_memfd(s, journal.native_datagram(journal.items('big', 6, {'GUEST': 'nvtj-memfd'})))")
+        subprocess.run([sys.executable, "-c", memfd, %(lib)r], check=True)
+        runs = runs + [{"guest": "nvtj-memfd", "tap": "-"}]
         for run in runs:
             query = ["journalctl", "-D", "/run/log/journal", "--no-pager", "-o", "json",
                      "-t", "netvirt-hooks", "GUEST=" + run["guest"]]
@@ -50,7 +57,7 @@ INSIDE = textwrap.dedent("""
             while True:
                 out = subprocess.run(query, capture_output=True, text=True).stdout
                 # the dispatcher's last record: the custom script's summary
-                if "all_note" in out or time.monotonic() > deadline:
+                if "all_note" in out or "big" in out or time.monotonic() > deadline:
                     break
                 time.sleep(0.1)
             port = subprocess.run(query + ["PORT=" + run["tap"]], capture_output=True, text=True).stdout
@@ -111,6 +118,7 @@ def test_journalctl_finds_dispatcher_and_handler_records_by_guest_and_port(netns
     inside = INSIDE % {"journald": JOURNALD, "dispatch": DISPATCH, "lib": LIB}
     out = nsrun(ns, "unshare", "-m", "--propagation", "private", DEBIAN_PY, "-c", inside, json.dumps(runs)).stdout
     lines = records(out)
+    assert [r["MESSAGE"] for r in records(lines[-1]["all"])] == ["big"]
     for run, (_tag, _python, backend), ran, got in zip(runs, pythons, lines[:2], lines[2:]):
         assert (ran["guest"], ran["rc"]) == (run["guest"], 0), ran
         assert f"backend {backend}" in ran["out"], ran
