@@ -21,6 +21,9 @@ CASES = {
                       "shaping_rules[0].match.guest: 1234 is a int, not a string: quote it in YAML"),
     "null-match": ("shaping_rules:\n  - match:\n      mac:\n    inbound: {average: 10mbit}\n",
                    "shaping_rules[0].match.mac: is null"),
+    # issue #14: the unshaped exemptions are matches too
+    "unshaped-exempt-mac": ("shaping_unshaped_exempt:\n  ports:\n    - {mac: 52:54:00:12:34:56}\n",
+                            "shaping_unshaped_exempt.ports[0].mac: 41135085296 is a int, not a string"),
 }
 
 

@@ -50,7 +50,11 @@ def test_daemon_events_use_daemon_op_folders_and_builtins(tree):
     tree.script("custom/all_x", "true")  # custom folder is for qemu only
     order = dispatch.query("daemon/start")
     assert [(i["kind"], i.get("function", i["name"])) for i in order] == [
-        ("builtin", "vlanhook.bridge_init"), ("builtin", "shapehook.reconcile_all"), ("script", "a")]
+        ("builtin", "vlanhook.bridge_init"), ("builtin", "shapehook.reconcile_all"), ("builtin", "loggc.collect"),
+        ("script", "a")]
+    # reload re-reads the hooks; only start collects the logs of guests gone (dispatch.loggc)
+    assert [i.get("function") for i in dispatch.query("daemon/reload") if i["kind"] == "builtin"] == [
+        "vlanhook.bridge_init", "shapehook.reconcile_all"]
 
 
 def test_symlinked_script_shares_one_conf_and_runs_once_per_event(tree):

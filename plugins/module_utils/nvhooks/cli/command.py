@@ -24,9 +24,10 @@ examples:
   netvirt-hooks apply web1             re-apply shaping and VLANs from the
                                        status XML (as at 'started')
   netvirt-hooks teardown web1          remove our tc/ifb/VLAN state of web1
-  netvirt-hooks gc --check             shaping objects no running guest uses
-                                       (gc without --check removes them; the
-                                       hook does it when libvirtd starts)
+  netvirt-hooks gc --check             shaping objects no running guest uses and
+                                       logs of guests gone (gc without --check
+                                       removes them; the hook does it when
+                                       libvirtd starts)
   netvirt-hooks --json status web1     the same as JSON (every subcommand)
 
 exit codes:
@@ -75,12 +76,17 @@ def build_parser():
                              "(exit 1 if something would).")
         cmd.add_argument("guest", metavar="GUEST")
         cmd.add_argument("--check", action="store_true", help="predict, change nothing")
-    gc = sub.add_parser("gc", parents=[common], help="remove shaping objects no running guest uses",
+    gc = sub.add_parser("gc", parents=[common], help="remove shaping objects no running guest uses, old logs",
                         description="Find this collection's ifbs and group members that no port uses any "
                         "more (left when guests stopped while the hooks were not installed) and remove "
-                        "them; the hook does the same when libvirtd starts or reloads. With --check: list "
-                        "them, change nothing (exit 1 if there are any).")
+                        "them; the hook does the same when libvirtd starts or reloads. Remove the per-script "
+                        "logs of guests not running whose newest log is older than log_max_age_days, and a "
+                        "guest's oldest logs beyond log_max_files_per_guest (dispatcher.conf); the hook does "
+                        "that when libvirtd starts. With --check: list them, change nothing (exit 1 if there "
+                        "are any).")
     gc.add_argument("--check", action="store_true", help="list, change nothing")
+    gc.add_argument("--only", choices=("logs", "shaping"), default=None,
+                    help="collect only logs or only shaping objects")
     return parser
 
 

@@ -23,7 +23,7 @@ def run(args):
     if args.command == "explain":
         return explain(args.guest, host)
     if args.command == "gc":
-        return collect(args.check)
+        return collect(args.check, getattr(args, "only", None))
     return change(args.command, args.guest, host, args.check)
 
 
@@ -76,8 +76,17 @@ def port_summary(port):
     return out
 
 
+def mark_unshaped(domain, ports, rows, host, found):
+    """Rows of unshaped ports get ``unshaped`` (setting, exemption); ``found`` gets the others' labels."""
+    from ..policy import unshaped
+    for port, why in unshaped.offenders(domain, ports, host.settings):
+        rows[ports.index(port)]["unshaped"] = {"setting": host.settings.unshaped, "exempt": why}
+        if why is None:
+            found.append(unshaped.message(port))
+
+
 def overview(host):
-    guests, code = [], EXIT_OK
+    guests, code, found = [], EXIT_OK, []
     from ..guests import running
     for name in running.names():
         entry = {"guest": name, "ports": []}
@@ -95,8 +104,10 @@ def overview(host):
             if row["shaping"].get("state") == "drift" or row["vlan_state"].get("state") == "drift":
                 code = EXIT_PROBLEM
             entry["ports"].append(row)
+        mark_unshaped(domain, ports, entry["ports"], host, found)
         guests.append(entry)
-    return {"policy": host.source, "guests": guests}, code
+    return {"policy": host.source, "guests": guests,
+            "unshaped": {"setting": host.settings.unshaped, "ports": found}}, code
 
 
 def status(guest, host):
@@ -110,10 +121,13 @@ def status(guest, host):
         if "drift" in (row["shaping"].get("state"), row["vlan_state"].get("state"), row["isolation_state"]["state"]):
             code = EXIT_PROBLEM
         ports.append(row)
+    found = []
+    mark_unshaped(domain, resolve_ports(domain, host), ports, host, found)
     hooks = {name: cli_probe.hook_order(guest, name, driver) for name in STATUS_EVENTS}
     return {"guest": domain.name, "uuid": domain.uuid, "state": domain.state, "policy": host.source,
             "settings": {"vlan_failure": host.settings.vlan_failure,
-                         "native_bandwidth": host.settings.native_bandwidth},
+                         "native_bandwidth": host.settings.native_bandwidth,
+                         "unshaped": host.settings.unshaped},
             "ports": ports, "hooks": hooks}, code
 
 
@@ -126,15 +140,25 @@ def explain(guest, host):
         raise CliError(str(err), EXIT_BAD_POLICY) from None
 
 
-def collect(check):
-    from ..guests import running
-    from ..shaping import caps, gc as shapegc
-    try:
-        found = shapegc.collect(caps.get(), in_use=running.has_mac, check_mode=check)
-    except NetvirtError as err:
-        raise CliError(f"gc: {err}", EXIT_PROBLEM) from None
-    return {"action": "gc", "check": check, "changed": bool(found), "orphans": found}, \
-        EXIT_PROBLEM if check and found else EXIT_OK
+def collect(check, only=None):
+    """Shaping orphans and per-script logs of guests gone (dispatch.loggc); ``only``: logs | shaping."""
+    found, logs = [], None
+    if only != "shaping":
+        from ..dispatch import conf as confmod, handlers, loggc
+        try:
+            logs = loggc.run(confmod.load_dispatcher(), handlers.names(), check_mode=check).as_dict()
+        except NetvirtError as err:
+            raise CliError(f"gc: logs: {err}", EXIT_PROBLEM) from None
+    if only != "logs":
+        from ..guests import running
+        from ..shaping import caps, gc as shapegc
+        try:
+            found = shapegc.collect(caps.get(), in_use=running.has_mac, check_mode=check)
+        except NetvirtError as err:
+            raise CliError(f"gc: {err}", EXIT_PROBLEM) from None
+    changed = bool(found or (logs and logs["removed"]))
+    return {"action": "gc", "check": check, "changed": changed, "orphans": found, "logs": logs}, \
+        EXIT_PROBLEM if check and changed else EXIT_OK
 
 
 def change(action, guest, host, check):

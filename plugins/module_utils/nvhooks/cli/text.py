@@ -58,6 +58,9 @@ def _port_lines(port, detail):
     if "isolated" in port:
         lines.append(f"  {'isolated':<9}{'yes' if port['isolated']['value'] else 'no'}  [{port['isolated']['source']}]")
     lines.append(f"  {'tc':<9}{_state(port['shaping'])}")
+    if "unshaped" in port:
+        why = port["unshaped"]["exempt"]
+        lines.append(f"  {'unshaped':<9}no bandwidth limit ({f'exempt: {why}' if why else 'settings.unshaped is ' + port['unshaped']['setting']})")
     if detail:
         for obj in port["shaping"].get("objects", []):
             lines.append(f"    {obj}")
@@ -102,6 +105,10 @@ def _overview(data):
             lines.append(f"{guest['guest']} {port['index']} {port.get('dev') or '-'}: "
                          f"{', '.join(shaped) or 'no policy'}; tc {port['shaping']['state']}, "
                          f"vlans {port['vlan_state']['state']}")
+    unshaped = data.get("unshaped") or {}
+    if unshaped.get("ports") and unshaped.get("setting") != "allow":
+        lines.append(f"unshaped ports (settings.unshaped is {unshaped['setting']}):")
+        lines.extend(f"  {text}" for text in unshaped["ports"])
     return "\n".join(lines)
 
 
@@ -135,4 +142,13 @@ def _change(data):
 
 def _gc(data):
     verb = "orphan" if data.get("check") else "removed"
-    return "\n".join(f"{verb}: {text}" for text in data["orphans"]) or "gc: no orphans"
+    lines = [f"{verb}: {text}" for text in data["orphans"]]
+    logs = data.get("logs")
+    if logs is not None:
+        lines += [f"{'old log' if data.get('check') else 'removed log'}: {text}" for text in logs["removed"]]
+        if logs["age_skipped"]:
+            lines.append(f"logs by age: skipped, {logs['age_skipped']}")
+        if logs["removed"]:
+            lines.append(f"logs: {len(logs['removed'])} of {logs['files']} files "
+                         f"{'to remove' if data.get('check') else 'removed'} ({logs['guests']} guests with logs)")
+    return "\n".join(lines) or "gc: no orphans"

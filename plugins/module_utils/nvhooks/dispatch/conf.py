@@ -22,6 +22,8 @@ FAIL_POLICIES = ("abort", "ignore")
 DEFAULT_TIMEOUT = 600.0        # per script, as CloudStack
 DEFAULT_EVENT_TIMEOUT = 1800.0  # whole event; bounds libvirtd's wait
 DEFAULT_GRACE = 5.0            # SIGTERM -> SIGKILL
+DEFAULT_LOG_MAX_AGE_DAYS = 30  # logs of guests gone longer are collected (dispatch.loggc)
+DEFAULT_LOG_MAX_FILES = 200    # per guest, rotated copies included
 MAX_CONF_BYTES = 64 * 1024
 
 
@@ -76,6 +78,14 @@ def seconds(value, where):
     return number
 
 
+def count(value, where, maximum):
+    """A whole number 0..maximum (0: the rule is off)."""
+    text = str(value).strip()
+    if not (text.isascii() and text.isdigit()) or int(text) > maximum:
+        raise ConfError(f"expected a whole number from 0 (off) to {maximum}, got {value!r}", where)
+    return int(text)
+
+
 def boolean(value, where):
     return parse_boolean(value, where, ConfError)
 
@@ -93,7 +103,8 @@ class DispatcherConf:
     """Settings from netvirt/dispatcher.conf, with defaults."""
 
     KEYS = ("log_level", "timeout", "event_timeout", "grace", "log_dir",
-            "events_dir", "custom_dir", "syslog", "builtins")
+            "events_dir", "custom_dir", "syslog", "builtins", "log_max_age_days",
+            "log_max_files_per_guest")
 
     def __init__(self, values=None, source="dispatcher.conf"):
         values = dict(values or {})
@@ -112,6 +123,10 @@ class DispatcherConf:
         self.custom_dir = _abs(values.get("custom_dir"), paths.custom_dir(), f"{source}: custom_dir")
         self.syslog = boolean(values.get("syslog", "yes"), f"{source}: syslog")
         self.builtins = boolean(values.get("builtins", "yes"), f"{source}: builtins")
+        self.log_max_age_days = count(values.get("log_max_age_days", DEFAULT_LOG_MAX_AGE_DAYS),
+                                      f"{source}: log_max_age_days", 36500)
+        self.log_max_files_per_guest = count(values.get("log_max_files_per_guest", DEFAULT_LOG_MAX_FILES),
+                                             f"{source}: log_max_files_per_guest", 1000000)
 
 
 def _abs(value, default, where):

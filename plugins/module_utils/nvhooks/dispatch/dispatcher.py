@@ -71,7 +71,12 @@ class Dispatcher:
 
     def _record(self, step):
         level = step.conf.log_level if step.conf is not None else self.dconf.log_level
-        return hooklog.Record(hooklog.log_path(self.log_dir, self.event, step.name), level)
+        label = fields = None
+        if step.kind == "builtin" and self.dconf.syslog:
+            # the handlers' records also go to the journal/syslog, with the step's fields
+            label = f"{self.event.name} {self.event.object} {step.name}"
+            fields = hooklog.step_fields(self.event, step.name)
+        return hooklog.Record(hooklog.log_path(self.log_dir, self.event, step.name), level, label, fields)
 
     def _note(self, step, level, message):
         rec = self._record(step)
@@ -79,9 +84,10 @@ class Dispatcher:
         self._flush(rec)
         self._summary(level, step, message)
 
-    def _summary(self, level, step, message):
+    def _summary(self, level, step, message, duration=None):
         if self.dconf.syslog:
-            hooklog.syslog(level, f"{self.event.name} {self.event.object} {step.name}: {message}")
+            hooklog.syslog(level, f"{self.event.name} {self.event.object} {step.name}: {message}",
+                           hooklog.step_fields(self.event, step.name, duration))
 
     def _flush(self, rec):
         problem = rec.flush()
@@ -170,7 +176,7 @@ class Dispatcher:
             message += f" ({self.event.name} is aborted)"
         rec.add(level, message)
         self._flush(rec)
-        self._summary(level, step, message)
+        self._summary(level, step, message, res.duration)
         if not ok:
             self._fail(step, message, fail_policy)
 
@@ -223,10 +229,15 @@ class Dispatcher:
                 host = self._host_policy()
                 from ..policy import domxml
                 domain = domxml.parse_domain(self.event.stdin, "XML from libvirt")
+                began = time.monotonic()
                 handler.handle(self.event, domain, host, hooklog.handler_logger(rec))
             else:
-                handler.daemon(self._host_policy(), hooklog.handler_logger(rec))
+                host = self._host_policy()
+                began = time.monotonic()
+                handler.daemon(host, hooklog.handler_logger(rec))
             self._flush(rec)
+            took = time.monotonic() - began
+            self._summary("INFO", step, f"done in {took * 1000:.0f} ms", took)
         except NetvirtError as err:
             self._handler_failed(step, rec, str(err))
         except Exception as err:  # a bug in a handler is logged, reconnect still exits 0

@@ -67,6 +67,24 @@ class Event:
     def guest(self):
         return self.object if self.driver in DOMAIN_DRIVERS else None
 
+    @property
+    def uuid(self):
+        """The guest's uuid as a log label (journal GUEST_UUID), or None.
+
+        A cheap scan of the XML's first ``<uuid>`` (libvirt writes it right
+        after ``<name>``), no XML parser: every logged event pays for it.
+        Never used for a decision; policy reads policy.domxml.
+        """
+        if self.driver not in DOMAIN_DRIVERS or not self.stdin:
+            return None
+        head = self.stdin[:4096]
+        start = head.find(b"<uuid>")
+        end = head.find(b"</uuid>", start)
+        if start < 0 or end < 0:
+            return None
+        text = head[start + 6:end].strip().decode("ascii", "replace").lower()
+        return text if len(text) == 36 and all(c in "0123456789abcdef-" for c in text) else None
+
 
 def parse_name(text):
     """``qemu/started/begin`` or ``daemon/start`` -> (driver, op, subop or None)."""

@@ -20,6 +20,7 @@ registry stays cheap for events that need no handler.
 
 from ..shaping import hook as shaping_hook
 from ..vlan import hook as vlan_hook
+from . import loggc
 
 
 class Handler:
@@ -47,10 +48,19 @@ REGISTRY = (
 )
 
 
+def names():
+    """Every step name a built-in handler logs under (dispatch.loggc tells them from guests)."""
+    return [h.name for h in REGISTRY] + [LOGGC.name]
+
+
+# Daemon start only, after the others: per-script logs of guests gone (dispatch.loggc).
+LOGGC = Handler("loggc", loggc, lambda _host, log: loggc.daemon_start(log, names()), "collect")
+
+
 def for_event(event):
     """(handler, function) pairs for ``event``, in run order; function is handle or daemon."""
     if event.guest is not None:
         return [(h, "handle") for h in REGISTRY if h.acts_on(event)]
     if event.driver == "daemon" and event.op in ("start", "reload"):
-        return [(h, "daemon") for h in REGISTRY]
+        return [(h, "daemon") for h in REGISTRY] + ([(LOGGC, "daemon")] if event.op == "start" else [])
     return []

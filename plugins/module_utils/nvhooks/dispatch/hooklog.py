@@ -5,7 +5,11 @@
 
 A script's record is assembled in memory and written with one O_APPEND write
 under flock, so hooks for different guests (libvirt runs them concurrently)
-never interleave inside a record. /dev/log may be absent: syslog is then
+never interleave inside a record.
+
+The summary lines and the built-in handlers' records also go to the journal
+with structured fields (``journal.py``: GUEST, EVENT, SCRIPT, PORT...) where
+journald runs, else to syslog; /dev/log may be absent: syslog is then
 silently skipped.
 """
 
@@ -26,13 +30,29 @@ def log_path(log_dir, event, script):
     return os.path.join(log_dir, "_".join(file_safe(p) for p in parts) + ".log")
 
 
-class Record:
-    """Lines for one log file, written at once by ``flush``."""
+def step_fields(event, script, duration=None):
+    """The journal fields naming one step of an event (``duration`` in seconds)."""
+    fields = {"EVENT": event.name, "SCRIPT": script}
+    if event.guest is not None:
+        fields.update(GUEST=event.guest, GUEST_UUID=event.uuid)
+    if duration is not None:
+        fields["DURATION_MS"] = int(round(duration * 1000))
+    return fields
 
-    def __init__(self, path, level):
+
+class Record:
+    """Lines for one log file, written at once by ``flush``.
+
+    ``label`` and ``fields`` name the step in the journal/syslog (``step_fields``);
+    without them (syslog off) the handlers' records go to the file only.
+    """
+
+    def __init__(self, path, level, label=None, fields=None):
         self.path = path
         self.threshold = LEVELS.get(level, 20)
         self.lines = []
+        self.label = label
+        self.fields = fields
 
     def add(self, level, text):
         if LEVELS[level] < self.threshold:
@@ -75,16 +95,19 @@ class Record:
 _syslog_open = False
 
 
-def syslog(level, message):
-    """One line to syslog/journal; nothing (and no error) without /dev/log."""
+def syslog(level, message, fields=None):
+    """One record to the journal with ``fields``, else one line to syslog; never an error."""
     global _syslog_open
+    from . import journal
+    if journal.send(safe_text(message), _SYSLOG_PRIO[level], fields):
+        return
     try:
         import syslog as _sys  # C module, cheap; glibc drops messages without /dev/log
         if not _syslog_open:
             _sys.openlog(IDENT, _sys.LOG_PID, _sys.LOG_DAEMON)
             _syslog_open = True
-        _sys.syslog(_SYSLOG_PRIO[level], safe_text(message))
-    except (ImportError, OSError):
+        _sys.syslog(_SYSLOG_PRIO[level], safe_text(message).replace("\0", "\\0"))
+    except (ImportError, OSError, ValueError):
         pass
 
 
@@ -94,13 +117,21 @@ def safe_text(text):
 
 
 def handler_logger(target):
-    """A logging.Logger feeding the Record ``target`` (for the built-in handlers)."""
+    """A logging.Logger feeding the Record ``target`` (for the built-in handlers).
+
+    Each record also goes to the journal/syslog when ``target`` has a label,
+    with the step's fields and those the handler attached (``logfields``).
+    """
     import logging
+    from .. import logfields
 
     class _ToRecord(logging.Handler):
         def emit(self, record):
             name = record.levelname if record.levelname in LEVELS else ("ERROR" if record.levelno >= 40 else "INFO")
-            target.add(name, self.format(record))
+            text = self.format(record)
+            target.add(name, text)
+            if target.label is not None:
+                syslog(name, f"{target.label}: {text}", {**(target.fields or {}), **logfields.of(record)})
 
     logger = logging.getLogger(f"netvirt-hooks.{id(target)}")
     logger.propagate = False

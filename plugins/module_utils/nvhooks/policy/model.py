@@ -12,7 +12,7 @@ from __future__ import annotations   # annotations stay text: no typing import a
 import fnmatch
 import json
 
-from . import units, vlanset
+from . import units, unshaped, vlanset
 from ..errors import NetvirtError, PolicyError
 from ..values import boolean as parse_boolean
 from .record import Factory, Record
@@ -86,6 +86,8 @@ class Settings(Record):
     # What a guest's own <metadata> may choose (docs/policy.md "Trust"); None: anything
     metadata_vlans: Optional[frozenset] = None
     metadata_groups: Optional[frozenset] = None
+    unshaped: str = "allow"             # ports with no limit: allow, warn, abort (policy/unshaped.py)
+    unshaped_exempt: object = None      # unshaped.Exempt
 
 
 class PortMatch(Record):
@@ -313,7 +315,8 @@ def parse_host_policy(data, source="policy.json"):
     try:
         settings = _mapping(data, "settings", "")
         _check_keys(settings, ("vlan_failure", "uplink_vlans", "native_bandwidth", "metadata_vlans",
-                               "metadata_groups"), "settings")
+                               "metadata_groups", "unshaped", "unshaped_exempt"), "settings")
+        unshaped_mode, unshaped_exempt = unshaped.parse(settings, parse_match)
         parsed_settings = Settings(
             vlan_failure=_choice(settings.get("vlan_failure", "abort"), VLAN_FAILURE, "settings.vlan_failure"),
             uplink_vlans=_choice(settings.get("uplink_vlans", "static"), UPLINK_VLANS, "settings.uplink_vlans"),
@@ -321,7 +324,8 @@ def parse_host_policy(data, source="policy.json"):
                                      "settings.native_bandwidth"),
             metadata_vlans=None if settings.get("metadata_vlans") is None else
             vlanset.parse_vids(settings["metadata_vlans"], "settings.metadata_vlans"),
-            metadata_groups=_names(settings, "metadata_groups", "settings"))
+            metadata_groups=_names(settings, "metadata_groups", "settings"),
+            unshaped=unshaped_mode, unshaped_exempt=unshaped_exempt)
         groups = {name: parse_group(name, spec, f"groups.{name}") for name, spec in _mapping(data, "groups", "").items()}
         bridges = {name: parse_bridge(name, spec, f"bridges.{name}")
                    for name, spec in _mapping(data, "bridges", "").items()}

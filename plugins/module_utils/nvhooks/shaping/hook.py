@@ -16,6 +16,7 @@
   its status XML (never calls libvirt: that would deadlock).
 """
 
+from .. import logfields
 from ..policy.xmlns import NS_BYTES
 
 APPLY = frozenset((("start", "begin"), ("started", "begin"), ("reconnect", "begin")))
@@ -51,14 +52,25 @@ def wants(event, raw_xml, host):
     if phase == "teardown":                 # whatever policy said at start: clean up
         return bool(host.rules or host.groups)
     guest = getattr(event, "guest", None)
-    return any((rule.inbound or rule.outbound or rule.group) and rule.match.may_match(guest)
-               for rule in host.rules)
+    if any((rule.inbound or rule.outbound or rule.group) and rule.match.may_match(guest) for rule in host.rules):
+        return True
+    # unshaped ports are looked for at start begin only: one warning per port, refusal before the CPUs run
+    return _checks_unshaped(event, host)
+
+
+def _checks_unshaped(event, host):
+    if (getattr(event, "op", None), getattr(event, "subop", None)) != ("start", "begin"):
+        return False
+    return getattr(host.settings, "unshaped", "allow") != "allow"
 
 
 def handle(event, domain, host, log):
     """Apply or tear down the guest's shaping; raise NetvirtError after trying every port."""
     phase = _phase(event)
     if phase == "apply":
+        if _checks_unshaped(event, host):
+            from ..policy import resolve, unshaped
+            unshaped.enforce(domain, resolve.resolve(domain, host), host.settings, log)
         return apply_guest(domain, host, log)
     if phase == "teardown":
         return teardown_guest(domain, log)
@@ -90,7 +102,8 @@ def apply_guest(domain, host, log, check=False, caps=None):
                 result = tcapply.apply(tcplan.plan_port(port, caps), caps, check_mode=check, log=log,
                                        batch=batch)
             except NetvirtError as err:
-                log.error("%s: shaping failed: %s", port.label, err)
+                log.error("%s: shaping failed: %s", port.label, err,
+                          extra=logfields.port(port.dev, port.mac, "shape", changed=0))
                 failures.append(err)
                 continue
             _log_result(log, port, result)
@@ -104,10 +117,11 @@ def apply_guest(domain, host, log, check=False, caps=None):
 
 def _log_result(log, port, result):
     what = ", ".join(f"{d} {v}" for d, v in _summary(port).items())
+    fields = logfields.port(port.dev, port.mac, "shape", changed=len(result.actions) if result.changed else 0)
     if result.changed:
-        log.info("%s: shaped (%s): %d change(s)", port.label, what, len(result.actions))
+        log.info("%s: shaped (%s): %d change(s)", port.label, what, len(result.actions), extra=fields)
     else:
-        log.info("%s: shaping already in place (%s)", port.label, what)
+        log.info("%s: shaping already in place (%s)", port.label, what, extra=fields)
 
 
 def _summary(port):
@@ -138,11 +152,13 @@ def teardown_guest(domain, log, check=False):
                 result = tcapply.apply(tcplan.plan_absent(iface.target_dev, mac=iface.mac, label=label), caps,
                                        check_mode=check, log=log, batch=batch)
             except NetvirtError as err:
-                log.error("%s: shaping teardown failed: %s", label, err)
+                log.error("%s: shaping teardown failed: %s", label, err,
+                          extra=logfields.port(iface.target_dev, iface.mac, "teardown", changed=0))
                 failures.append(err)
                 continue
             if result.changed:
-                log.info("%s: shaping removed (%d change(s))", label, len(result.actions))
+                log.info("%s: shaping removed (%d change(s))", label, len(result.actions),
+                         extra=logfields.port(iface.target_dev, iface.mac, "teardown", changed=len(result.actions)))
             results.append((label, result))
     if failures:
         raise NetvirtError(failures[0].message, failures[0].where)

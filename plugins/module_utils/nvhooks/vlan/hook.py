@@ -13,7 +13,7 @@ raises (the dispatcher aborts the start) unless the host policy says
 
 import os
 
-from .. import paths
+from .. import logfields, paths
 from ..policy.xmlns import NS_BYTES
 from . import apply as vlanapply
 from ..kernel import bridge as kbridge, links as klinks
@@ -105,10 +105,12 @@ def apply_guest(domain, host, log, check=False, ipr=None):
                 continue
             if result["changed"]:
                 log.info("%s: VLANs %s -> %s (%s)", port.label, _short(result["before"]),
-                         _short(result["after"]), "; ".join(result["actions"]))
+                         _short(result["after"]), "; ".join(result["actions"]),
+                         extra=logfields.port(port.dev, port.mac, "vlan", changed=len(result["actions"])))
                 changes.append(result)
             else:
-                log.debug("%s: VLANs already %s", port.label, _short(result["after"]))
+                log.debug("%s: VLANs already %s", port.label, _short(result["after"]),
+                          extra=logfields.port(port.dev, port.mac, "vlan", changed=0))
         for port in isolate:
             try:
                 result = isolation.set_port(nl, port, cache["links"], check)
@@ -116,7 +118,8 @@ def apply_guest(domain, host, log, check=False, ipr=None):
                 failures.append(type(err)(err.message, f"{port.label}: {err.where}" if err.where else port.label))
                 continue
             if result["changed"]:
-                log.info("%s: %s", port.label, "; ".join(result["actions"]))
+                log.info("%s: %s", port.label, "; ".join(result["actions"]),
+                         extra=logfields.port(port.dev, port.mac, "isolate", changed=len(result["actions"])))
                 changes.append(result)
     _report(domain.name, failures, host, log)
     return changes
