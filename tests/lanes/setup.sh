@@ -7,7 +7,8 @@ export DEBIAN_FRONTEND=noninteractive
 APT_PKGS=(make git tar util-linux procps kmod iproute2 ca-certificates
     python3 python3-venv python3-pip python3-pytest python3-pytest-timeout python3-lxml python3-pyroute2
     libvirt-daemon-system libvirt-clients qemu-system-x86 ovmf seabios ipxe-qemu
-    linux-image-amd64 busybox-static openvswitch-switch iperf3 shellcheck)
+    linux-image-amd64 busybox-static openvswitch-switch iperf3 shellcheck
+    python3-prometheus-client prometheus-node-exporter iputils-ping)
 
 have=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${APT_PKGS[@]}" 2>/dev/null \
        | awk '$2=="installed"{print $1}' | sort || true)

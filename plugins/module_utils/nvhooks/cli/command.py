@@ -27,6 +27,8 @@ examples:
   netvirt-hooks gc --check             shaping objects no running guest uses
                                        (gc without --check removes them; the
                                        hook does it when libvirtd starts)
+  netvirt-hooks metrics                per port and group: counters and configured
+                                       rates, in the Prometheus text format
   netvirt-hooks --json status web1     the same as JSON (every subcommand)
 
 exit codes:
@@ -81,6 +83,13 @@ def build_parser():
                         "them; the hook does the same when libvirtd starts or reloads. With --check: list "
                         "them, change nothing (exit 1 if there are any).")
     gc.add_argument("--check", action="store_true", help="list, change nothing")
+    metrics = sub.add_parser("metrics", parents=[common], help="shaping counters and rates (Prometheus format)",
+                             description="Per shaped port and group of every running guest: bytes, packets, "
+                             "drops, overlimits, backlog, configured rate, ceiling and floor, read now from "
+                             "the kernel, in the Prometheus text format (docs/metrics.md). Needs no agent. "
+                             "Exit 1 if a guest or port could not be read (the others are still printed).")
+    metrics.add_argument("--textfile", metavar="FILE",
+                         help="write them atomically to FILE (node_exporter's textfile collector) instead")
     return parser
 
 
