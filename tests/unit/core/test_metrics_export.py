@@ -6,8 +6,6 @@ lane and the libvirt lane read the same from real tc state.
 """
 import os
 
-import pytest
-
 from nvhooks.metrics import collect, export
 from nvhooks.policy import model as policy
 from nvhooks.policy.resolve import PortPolicy
@@ -64,15 +62,18 @@ def test_member_sample_takes_the_class_its_mac_filter_names():
     query = {"devices": {"vnet7": {"classes": [], "filters": [{"redirect": gi}]},
                          gi: {"classes": [{"id": 0x10001, "bytes": 900}, {"id": 0x10011, "bytes": 500, "drops": 4},
                                           {"id": 0x10012, "bytes": 7}],
+                              # the leaf counts every drop (fq_codel's at dequeue too), the root all of them
+                              "qdiscs": [{"id": 0x10011, "drops": 9, "backlog": 3000, "qlen": 2},
+                                         {"id": tcplan.ROOT, "drops": 12, "backlog": 4500, "qlen": 3}],
                               "filters": [{"mac": "52:54:00:00:00:01", "mac_at": -14, "classid": 0x10012},
                                           {"mac": MAC, "mac_at": -14, "classid": 0x10011}]}}}
     sample = collect.port_sample(port, plan, query, "inbound")
     assert sample["group"] == "web" and sample["device"] == gi and sample["shaped"]
-    assert (sample["bytes"], sample["drops"]) == (500, 4)
+    assert (sample["bytes"], sample["drops"], sample["backlog"], sample["qlen"]) == (500, 9, 3000, 2)
     assert sample["rate"] == 2_500_000 and sample["floor"] == 1_250_000     # may use 20 Mbit/s, 10 guaranteed
     assert collect.port_sample(port, plan, query, "outbound") is None     # outbound not shaped
     group = collect.group_sample(port, plan, query, plan.memberships[0])
-    assert (group["rate"], group["floor"], group["bytes"]) == (12_500_000, 1_250_000, 900)
+    assert (group["rate"], group["floor"], group["bytes"], group["drops"]) == (12_500_000, 1_250_000, 900, 12)
 
 
 def test_a_missing_class_is_reported_not_shaped():
@@ -93,3 +94,19 @@ def test_write_textfile_is_atomic_and_world_readable(tmp_path):
     assert oct(path.stat().st_mode & 0o777) == "0o644"
     assert "netvirt_metrics_errors 0.0" in path.read_text()
     assert [p.name for p in tmp_path.iterdir()] == ["netvirt.prom"]     # no temp file left
+
+
+def test_grafana_dashboard_queries_only_metrics_we_export():
+    import json
+    import re
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    with open(os.path.join(repo, "docs", "grafana", "netvirt-shaping.json"), encoding="utf-8") as handle:
+        dashboard = json.load(handle)
+    exported = {name for family in export.families({"ports": [], "groups": [], "errors": []})
+                for name in (family.name, f"{family.name}_total")}
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    exprs += [v["query"]["query"] for v in dashboard["templating"]["list"] if v["type"] == "query"]
+    used = {name for expr in exprs for name in re.findall(r"netvirt_[a-z_]+", expr)}
+    assert used and used <= exported, used - exported
+    assert {p["title"] for p in dashboard["panels"]} >= {"Rate vs configured rate, per guest",
+                                                         "Drops per second, per guest", "Group sharing"}

@@ -108,8 +108,24 @@ def _live_class(live, dev, classid):
     return None
 
 
-def _counters(item):
-    return {name: (item or {}).get(name, 0) for name in COUNTERS + GAUGES}
+def _live_qdisc(live, dev, parent):
+    for item in live["devices"].get(dev, {}).get("qdiscs", []):
+        if item.get("id") == parent:
+            return item
+    return None
+
+
+def _counters(item, queue=None):
+    """Counters of a class; drops and the backlog from ``queue`` when given.
+
+    An HTB class counts only the packets its leaf refused at enqueue; the
+    leaf qdisc counts every drop (also fq_codel's at dequeue), and the root
+    qdisc every drop and packet queued on its device (a group's total).
+    """
+    out = {name: (item or {}).get(name, 0) for name in COUNTERS + GAUGES}
+    if queue is not None:
+        out.update(drops=queue.get("drops", 0), backlog=queue.get("backlog", 0), qlen=queue.get("qlen", 0))
+    return out
 
 
 def port_sample(port, plan, live, direction):
@@ -134,7 +150,8 @@ def port_sample(port, plan, live, direction):
         rate, floor = planned.get("rate"), None
     sample = dict(_labels(port, direction), device=device, rate=rate, ceil=planned.get("ceil"), floor=floor,
                   shaped=item is not None)
-    sample.update(_counters(item))
+    leaf = _live_qdisc(live, device, item["id"]) if item is not None else None
+    sample.update(_counters(item, leaf))
     return sample
 
 
@@ -150,5 +167,5 @@ def group_sample(port, plan, live, member):
               # the group's default guaranteed rate per member
               "floor": units.rate_bytes(side.floor) if side.floor else None,
               "members": 0, "shaped": item is not None}
-    sample.update(_counters(item))
+    sample.update(_counters(item, _live_qdisc(live, member.ifb, tcplan.ROOT) if item is not None else None))
     return sample
