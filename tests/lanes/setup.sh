@@ -10,6 +10,8 @@ APT_PKGS=(make git tar util-linux procps kmod iproute2 ca-certificates
     linux-image-amd64 busybox-static openvswitch-switch iperf3 shellcheck)
 # journal tests run a private systemd-journald (tests/libvirt... test_journal); python3-systemd is one backend
 APT_PKGS+=(systemd python3-systemd logrotate)
+# metrics: the exposition library, node_exporter scraping our textfile, ping in traffic tests
+APT_PKGS+=(python3-prometheus-client prometheus-node-exporter iputils-ping)
 
 have=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${APT_PKGS[@]}" 2>/dev/null \
        | awk '$2=="installed"{print $1}' | sort || true)

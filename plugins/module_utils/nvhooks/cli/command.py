@@ -28,6 +28,8 @@ examples:
                                        logs of guests gone (gc without --check
                                        removes them; the hook does it when
                                        libvirtd starts)
+  netvirt-hooks metrics                per port and group: counters and configured
+                                       rates, in the Prometheus text format
   netvirt-hooks --json status web1     the same as JSON (every subcommand)
 
 exit codes:
@@ -87,6 +89,13 @@ def build_parser():
     gc.add_argument("--check", action="store_true", help="list, change nothing")
     gc.add_argument("--only", choices=("logs", "shaping"), default=None,
                     help="collect only logs or only shaping objects")
+    metrics = sub.add_parser("metrics", parents=[common], help="shaping counters and rates (Prometheus format)",
+                             description="Per shaped port and group of every running guest: bytes, packets, "
+                             "drops, overlimits, backlog, configured rate, ceiling and floor, read now from "
+                             "the kernel, in the Prometheus text format (docs/metrics.md). Needs no agent. "
+                             "Exit 1 if a guest or port could not be read (the others are still printed).")
+    metrics.add_argument("--textfile", metavar="FILE",
+                         help="write them atomically to FILE (node_exporter's textfile collector) instead")
     return parser
 
 

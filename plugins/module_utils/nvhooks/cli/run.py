@@ -8,7 +8,7 @@ import os
 
 from . import probe as cli_probe
 from .. import paths
-from .exits import EXIT_BAD_POLICY, EXIT_NOT_RUNNING, EXIT_OK, EXIT_PROBLEM, CliError
+from .exits import EXIT_BAD_POLICY, EXIT_ENVIRONMENT, EXIT_NOT_RUNNING, EXIT_OK, EXIT_PROBLEM, CliError
 from ..errors import NetvirtError, PolicyError, XmlError
 
 # The events an operator asks about, in the order libvirt runs them.
@@ -24,6 +24,8 @@ def run(args):
         return explain(args.guest, host)
     if args.command == "gc":
         return collect(args.check, getattr(args, "only", None))
+    if args.command == "metrics":
+        return metrics(host, getattr(args, "textfile", None))
     return change(args.command, args.guest, host, args.check)
 
 
@@ -178,3 +180,20 @@ def change(action, guest, host, check):
     elif check and result.get("changed"):
         code = EXIT_PROBLEM
     return dict(result, guest=domain.name, action=action, check=check), code
+
+
+def metrics(host, textfile=None):
+    """The metrics snapshot (docs/metrics.md); with ``textfile``, also written there atomically."""
+    import importlib.util
+    if importlib.util.find_spec("prometheus_client") is None:
+        raise CliError("missing Python library prometheus_client: install python3-prometheus-client "
+                       "(the hooks role does)", EXIT_ENVIRONMENT)
+    from ..metrics import collect as metrics_collect, export as metrics_export
+    snap = metrics_collect.snapshot(host)
+    if textfile:
+        try:
+            metrics_export.write_textfile(textfile, lambda: snap)
+        except OSError as err:
+            raise CliError(f"cannot write {textfile}: {err}", EXIT_PROBLEM) from None
+        snap["textfile"] = textfile
+    return snap, EXIT_PROBLEM if snap["errors"] else EXIT_OK

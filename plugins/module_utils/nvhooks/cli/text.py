@@ -5,7 +5,17 @@
 
 
 def render(command, data):
-    return {"status": _status, "explain": _explain, "gc": _gc}.get(command, _change)(data)
+    return {"status": _status, "explain": _explain, "gc": _gc, "metrics": _metrics}.get(command, _change)(data)
+
+
+def _metrics(data):
+    """The Prometheus exposition itself (errors also go to stderr by the caller's exit code)."""
+    if data.get("textfile"):
+        return f"metrics written to {data['textfile']}" + "".join(f"\nerror: {e}" for e in data["errors"])
+    from ..metrics import export
+    # errors as exposition comments: the output stays valid for a scraper
+    notes = "".join(f"# error: {' '.join(str(e).split())}\n" for e in data["errors"])
+    return (notes + export.exposition(data).decode("utf-8")).rstrip("\n")
 
 
 def _rate(text):

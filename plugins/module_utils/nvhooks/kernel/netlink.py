@@ -122,14 +122,14 @@ def dump(sock, index):
 
 
 def stats(msg):
-    """Counters of a qdisc/class message: bytes, packets, drops, overlimits."""
-    out = {"bytes": 0, "packets": 0, "drops": 0, "overlimits": 0}
+    """Counters of a qdisc/class message: bytes, packets, drops, overlimits; backlog (bytes) and qlen (packets)."""
+    out = {"bytes": 0, "packets": 0, "drops": 0, "overlimits": 0, "backlog": 0, "qlen": 0}
     basic = msg.get_attr("TCA_STATS2")
     if basic is not None:
         b = basic.get_attr("TCA_STATS_BASIC") or {}
         q = basic.get_attr("TCA_STATS_QUEUE") or {}
         out.update(bytes=b.get("bytes", 0), packets=b.get("packets", 0), drops=q.get("drops", 0),
-                   overlimits=q.get("overlimits", 0))
+                   overlimits=q.get("overlimits", 0), backlog=q.get("backlog", 0), qlen=q.get("qlen", 0))
     else:
         s = msg.get_attr("TCA_STATS") or {}
         out.update({k: s.get(k, 0) for k in out})
