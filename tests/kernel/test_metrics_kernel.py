@@ -2,7 +2,7 @@
 
 Two "guests" ports in a throwaway netns (their far ends, the guests' NICs,
 in a second netns): port 0 shaped alone, port 1 a member of group web. The
-command runs as a separate process inside the first netns with the status
+command runs in a process of its own inside the first netns with the status
 XML under NETVIRT_HOOKS_ROOT, as on a hypervisor: `apply` shapes, `metrics`
 reads the kernel; no agent.
 """
@@ -14,11 +14,22 @@ import textwrap
 from nvhooks.shaping import plan as tcplan
 
 NS_URI = "https://github.com/netvirt/libvirt_hooks/xmlns/policy/1"
+# One process runs the whole sequence (each python start costs seconds under TCG in the real-kernel
+# lane): each step is `netvirt-hooks ARGS` through the command's main(), or a command line to run
+# (traffic, tc), its output after a marker line.
 CLI = textwrap.dedent("""
-    import sys
-    sys.path.insert(0, sys.argv.pop(1))
+    import json, subprocess, sys
+    sys.path.insert(0, sys.argv[1])
     from nvhooks.cli import command
-    sys.exit(command.main(sys.argv[1:]))
+    for kind, argv in json.loads(sys.argv[2]):
+        print("@@step", flush=True)
+        if kind == "cli":
+            code = command.main(argv)
+        else:
+            code = subprocess.run(argv, check=False).returncode
+        sys.stdout.flush()
+        if code:
+            sys.exit(f"{argv} exited {code}")
 """)
 MAC_A, MAC_B = "52:54:00:ab:00:01", "52:54:00:ab:00:02"
 UUID = "6f1e3c6a-8d1e-4b7a-9c8e-0a5b2d1f7a01"
@@ -52,18 +63,22 @@ def test_metrics_show_configured_rates_and_growing_counters(netns, veth, nsrun, 
     lib = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                        "plugins", "module_utils")
 
-    def cli(*argv, check=True):
-        return nsrun(host_ns, "env", f"NETVIRT_HOOKS_ROOT={root}", sys.executable, str(script), lib,
-                     "--policy", str(policy), *argv, check=check)
+    pings = [["ping", "-q", "-c", "40", "-i", "0.002", "-s", "1000", f"10.77.{n}.2"] for n in (0, 1)]
+    steps = ([["cli", ["apply", "web1"]], ["cli", ["--json", "metrics"]]] + [["run", p] for p in pings]
+             + [["cli", ["--json", "metrics"]], ["cli", ["metrics"]],
+                ["run", ["tc", "qdisc", "del", "dev", a.name, "root"]], ["cli", ["--json", "metrics"]]])
+    steps = [[kind, argv if kind == "run" else ["--policy", str(policy)] + argv] for kind, argv in steps]
+    out = nsrun(host_ns, "env", f"NETVIRT_HOOKS_ROOT={root}", sys.executable, str(script), lib,
+                json.dumps(steps)).stdout.split("@@step\n")[1:]
+    assert len(out) == len(steps), out
 
-    def samples():
-        data = json.loads(cli("--json", "metrics").stdout)
+    def samples(text):
+        data = json.loads(text)
         assert data["errors"] == [] and data["exit"] == 0
         return ({(p["dev"], p["direction"]): p for p in data["ports"]},
                 {(g["group"], g["direction"]): g for g in data["groups"]})
 
-    cli("apply", "web1")
-    before, groups = samples()
+    before, groups = samples(out[1])
     assert set(before) == {(a.name, "inbound"), (a.name, "outbound"), (b.name, "inbound"), (b.name, "outbound")}
     alone_in, alone_out = before[(a.name, "inbound")], before[(a.name, "outbound")]
     assert alone_in["rate"] == 1_280_000 and alone_in["floor"] is None and alone_in["device"] == a.name
@@ -74,17 +89,15 @@ def test_metrics_show_configured_rates_and_growing_counters(netns, veth, nsrun, 
     assert groups[("web", "inbound")]["rate"] == 2_500_000 and groups[("web", "inbound")]["members"] == 1
     assert all(p["shaped"] and p["guest"] == "web1" and p["uuid"] == UUID for p in before.values())
 
-    # traffic both ways through both ports: requests are the guest's inbound, replies its outbound
-    for n in (0, 1):
-        nsrun(host_ns, "ping", "-q", "-c", "40", "-i", "0.002", "-s", "1000", f"10.77.{n}.2")
-    after, groups_after = samples()
+    # after traffic both ways through both ports: requests are the guest's inbound, replies its outbound
+    after, groups_after = samples(out[4])
     for key, old in before.items():
         new = after[key]
         assert new["packets"] >= old["packets"] + 40 and new["bytes"] >= old["bytes"] + 40 * 1000, key
     assert groups_after[("web", "outbound")]["bytes"] >= groups[("web", "outbound")]["bytes"] + 40 * 1000
 
     # the exposition itself, as a scraper reads it
-    text = cli("metrics").stdout
+    text = out[5]
     label = (f'dev="{b.name}",direction="inbound",group="web",guest="web1",index="1",mac="{MAC_B}",'
              f'uuid="{UUID}"')
     assert f"netvirt_port_rate_bytes_per_second{{{label}}} 2.5e+06" in text
@@ -92,7 +105,5 @@ def test_metrics_show_configured_rates_and_growing_counters(netns, veth, nsrun, 
     assert 'netvirt_group_rate_bytes_per_second{direction="outbound",group="web"} 1.25e+06' in text
 
     # our class removed behind our back: the port says so, and the others are still there
-    nsrun(host_ns, "tc", "qdisc", "del", "dev", a.name, "root")
-    gone, _groups = samples()
+    gone, _groups = samples(out[7])
     assert not gone[(a.name, "inbound")]["shaped"] and gone[(a.name, "outbound")]["shaped"]
-    cli("teardown", "web1")

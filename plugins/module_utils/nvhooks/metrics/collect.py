@@ -6,7 +6,7 @@
 Nothing here reads tc or guests itself: running guests come from
 guests/running.py (status XML), their policy from policy/resolve.py, the
 configured values from the very plan the hook applies (shaping/plan.py) and
-the counters from shaping/apply.query (kernel/netlink.py dumps). export.py
+the counters from shaping/apply.query_many (kernel/netlink.py dumps). export.py
 turns a snapshot into the Prometheus exposition; ``netvirt-hooks --json
 metrics`` prints it as is.
 
@@ -45,11 +45,19 @@ def snapshot(host=None, log=None):
         return out
     from ..shaping import apply as tcapply, caps as capsmod, plan as tcplan
     kernel = capsmod.get(log)
+    try:
+        # every device once, with one socket: a group's ifb is shared by all its members
+        live = tcapply.query_many(sorted({port.dev for port in work}), caps=kernel)
+    except Exception as err:  # pylint: disable=broad-except  # netlink errors: no counters this time
+        out["errors"].append(f"reading tc: {err}")
+        return out
     groups = {}
     for port in work:
+        if port.dev in live["missing"]:
+            out["errors"].append(f"{port.label}: device {port.dev} does not exist")
+            continue
         try:
             plan = tcplan.plan_port(port, kernel)
-            live = tcapply.query(port.dev, caps=kernel)
         except NetvirtError as err:
             out["errors"].append(f"{port.label}: {err}")
             continue

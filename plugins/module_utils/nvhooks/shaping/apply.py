@@ -137,13 +137,23 @@ def _apply(batch, plan, caps, check_mode, log, lock_timeout, unless):
 
 def query(dev, netns=None, caps=None):
     """Live shaping of ``dev`` (and the ifbs it redirects to), with counters."""
+    out = query_many([dev], netns, caps)
+    if out["missing"]:
+        raise KernelError("device does not exist", dev)
+    return dict(out, device=dev)
+
+
+def query_many(devs, netns=None, caps=None):
+    """query() of many devices with one socket: each device and ifb they redirect to read once.
+
+    ``devices``: name -> its qdiscs, classes, filters with counters;
+    ``missing``: the names in ``devs`` that do not exist.
+    """
     tick = caps.tick_in_usec if caps else 15.625
     with netlink.ipr(netns) as sock:
-        live = Live(sock, tick, devs=[dev])
-        if dev not in live.index:
-            raise KernelError("device does not exist", dev)
-        out = {"device": dev, "netns": netns, "devices": {}}
-        todo, seen = [dev], set()
+        live = Live(sock, tick, devs=list(devs))
+        out = {"netns": netns, "devices": {}, "missing": [d for d in devs if d not in live.index]}
+        todo, seen = list(devs), set()
         while todo:
             name = todo.pop(0)
             if name in seen or name not in live.index:
@@ -157,7 +167,7 @@ def query(dev, netns=None, caps=None):
 def _query_dev(sock, live, dev):
     idx = live.index[dev]
     qdiscs, classes, filters = netlink.dump(sock, idx)
-    live.read_dev(dev, ifb=live.links[dev][0] == "ifb")
+    live.read_dev(dev, ifb=live.links[dev][0] == "ifb", dumped=(qdiscs, classes, filters))
     counters = {}
     for msg in qdiscs:
         counters[("qdisc", msg["handle"])] = netlink.stats(msg)

@@ -81,13 +81,14 @@ class Live:
         return [n for n, (k, a) in self.links.items()
                 if k == "ifb" and (a or "").startswith(f"{tcplan.ALIAS_PREFIX}group ")]
 
-    def read_dev(self, dev, scope="port", ifb=False):
+    def read_dev(self, dev, scope="port", ifb=False, dumped=None):
+        """Read ``dev``'s objects; ``dumped``: its netlink.dump already made (not asked twice)."""
         idx = self.index.get(dev)
         if idx is None:
             return
         if ifb:
             self._put(_mk("ifb", dev, None, scope, alias=self.links[dev][1]))
-        qdiscs, classes, filters = netlink.dump(self.sock, idx)
+        qdiscs, classes, filters = dumped or netlink.dump(self.sock, idx)
         for msg in qdiscs:
             self._qdisc(dev, msg, scope)
         for msg in classes:
