@@ -71,6 +71,9 @@ def port_summary(port):
         out["vlan"] = dict(port.vlan.as_text(), source=port.sources.get("vlan"))
     if port.notes:
         out["notes"] = list(port.notes)
+    for key in ("device", "network", "native_vlan", "owners"):     # interface kinds (issue #12)
+        if getattr(port, key, None):
+            out[key] = getattr(port, key)
     return out
 
 

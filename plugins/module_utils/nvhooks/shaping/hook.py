@@ -73,7 +73,7 @@ def apply_guest(domain, host, log, check=False, caps=None):
     for port in resolve.resolve(domain, host):
         for note in port.notes:
             log.warning("%s: %s", port.label, note)
-        if not port.shaped or port.ovs:
+        if not port.shaped or port.ovs or port.device is None:
             continue
         if not port.dev:
             log.warning("%s: has a shaping policy but no tap device name; not shaped", port.label)
@@ -127,7 +127,10 @@ def teardown_guest(domain, log, check=False):
     from . import caps as capsmod
     from ..errors import NetvirtError
     results, failures = [], []
-    ifaces = [i for i in domain.interfaces if i.target_dev and i.virtualport_type != "openvswitch"]
+    from ..policy.ifaces import device_of
+    # only our kinds of kernel device: a vhostuser/hostdev target name is no netdev here
+    ifaces = [i for i in domain.interfaces
+              if i.target_dev and i.virtualport_type != "openvswitch" and device_of(i.kind)]
     if not ifaces:
         return results
     caps = capsmod.get(log)
