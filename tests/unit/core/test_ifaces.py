@@ -178,11 +178,11 @@ def test_non_device_kinds_are_never_planned_and_a_matching_rule_is_only_a_warnin
 def test_floor_only_on_a_network_port_never_stops_a_guest():
     xml = status("""<interface type='network'><mac address='52:54:00:00:00:06'/><source network='nat'/>
       <bandwidth><inbound floor='500'/></bandwidth>
-      <actual type='network'><source bridge='virbr1'/><bandwidth><inbound floor='500'/></bandwidth></actual>
-      <target dev='vnet6'/></interface>""")
+      <actual type='network'><source bridge='virbr1'/><bandwidth classID='3'><inbound floor='500'/></bandwidth>
+      </actual><target dev='vnet6'/></interface>""")
     port = port_of(xml)                          # default native_bandwidth: takeover
     assert not port.shaped and tcplan.plan_port(port, CAPS) is None
-    assert any("guaranteed by its class on the network's bridge virbr1" in n for n in port.notes)
+    assert any("guaranteed by its class 1:3 on the network's bridge virbr1" in n for n in port.notes)
     assert any("floor only, no average" in n for n in port.notes)
     assert shapehook.apply_guest(domxml.parse_domain(xml), host(), logging.getLogger("t"), caps=CAPS) == []
 
@@ -196,11 +196,23 @@ def test_floor_where_libvirt_ignores_it_is_reported():
     assert port.inbound == policy.Rate(average=1000 * 8192)     # the average is still ours to shape
 
 
-def test_two_inbound_elements_are_refused_like_libvirt_does():
+def test_two_inbound_elements_the_first_counts_like_in_libvirt_and_it_is_said():
     xml = domain("""<interface type='bridge'><source bridge='br0'/><target dev='vnet8'/>
       <bandwidth><inbound average='1000'/><inbound average='2000'/></bandwidth></interface>""")
-    with pytest.raises(XmlError, match="2 <inbound> elements"):
-        domxml.parse_domain(xml)
+    port = port_of(xml)
+    assert port.inbound.average == 1000 * 8192
+    assert any("2 <inbound> elements: only the first counts" in n for n in port.notes)
+
+
+def test_floor_on_a_network_without_inbound_qos_is_reported_as_ignored():
+    ignored = status("""<interface type='network'><mac address='52:54:00:00:00:06'/><source network='nat'/>
+      <bandwidth><inbound floor='500'/></bandwidth>
+      <actual type='network'><source bridge='virbr1'/><bandwidth><inbound floor='500'/></bandwidth></actual>
+      <target dev='vnet6'/></interface>""")
+    assert any("ignored by libvirt: no class for it" in n for n in port_of(ignored).notes)
+    live = domain("""<interface type='network'><source network='nat' bridge='virbr1'/><target dev='vnet6'/>
+      <bandwidth><inbound floor='500'/></bandwidth></interface>""")
+    assert any("only if that network has an inbound <bandwidth>" in n for n in port_of(live).notes)
 
 
 @pytest.mark.parametrize("vlan, match", [

@@ -67,6 +67,8 @@ class Interface:
     bandwidth_from: Optional[str] = None  # 'interface' | 'network' (the network or its portgroup)
     vlan_from: Optional[str] = None       # 'interface' | 'network'
     isolated: bool = False                # <port isolated='yes'/>
+    floor_class: Optional[int] = None     # <actual><bandwidth classID>: libvirt's floor class on the bridge
+    xml_notes: Tuple[str, ...] = ()       # what the reader decided about odd but accepted XML
 
     @property
     def kind(self) -> str:
@@ -264,15 +266,20 @@ def _vlan(node, where):
     return Vlan(trunk=(trunk or "").lower() == "yes" or len(tags) > 1, tags=tuple(tags))
 
 
-def _bandwidth(node, where):
-    """(inbound, outbound) of a <bandwidth> element; libvirt allows one of each."""
+def _bandwidth(node, where, notes):
+    """(inbound, outbound) of a <bandwidth> element.
+
+    Several <inbound> (or <outbound>): libvirt's parser takes the first
+    (virXMLNodeGetSubelement), so do we, and say so in ``notes``.
+    """
     if node is None:
         return None, None
     sides = []
     for name in ("inbound", "outbound"):
         found = node.findall(name)
         if len(found) > 1:
-            raise XmlError(f"<bandwidth> has {len(found)} <{name}> elements (libvirt allows one)", where=where)
+            notes.append(f"<bandwidth> has {len(found)} <{name}> elements: only the first counts "
+                         "(as in libvirt's parser); the others are ignored")
         sides.append(_bandwidth_side(found[0] if found else None, where))
     return tuple(sides)
 
@@ -287,7 +294,9 @@ def _actual(node, where, own):
     if actual is None:
         return dict(own, bandwidth_from="interface" if own["inbound"] or own["outbound"] else None,
                     vlan_from="interface" if own["vlan"] else None)
-    inbound, outbound = _bandwidth(actual.find("bandwidth"), where)
+    notes = list(own["xml_notes"])
+    inbound, outbound = _bandwidth(actual.find("bandwidth"), where, notes)
+    klass = _attr(actual, "bandwidth", "classID")
     vlan = _vlan(actual.find("vlan"), where)
     # libvirt copies the interface's own <bandwidth>/<vlan> into <actual>, else the portgroup's/network's
     bw_own = (own["inbound"], own["outbound"]) == (inbound, outbound) and (inbound or outbound)
@@ -295,7 +304,8 @@ def _actual(node, where, own):
                source_bridge=_attr(actual, "source", "bridge") or own["source_bridge"],
                source_dev=_attr(actual, "source", "dev") or own["source_dev"],
                virtualport_type=_attr(actual, "virtualport", "type") or own["virtualport_type"],
-               isolated=own["isolated"] or _isolated(actual))
+               isolated=own["isolated"] or _isolated(actual), xml_notes=tuple(notes),
+               floor_class=None if klass is None else _uint(klass, "bandwidth classID", where))
     if inbound or outbound:
         out.update(inbound=inbound, outbound=outbound, bandwidth_from="interface" if bw_own else "network")
     else:
@@ -311,7 +321,8 @@ def _interface(index, node, source):
     mac = _attr(node, "mac", "address")
     mac = mac.lower() if mac else None
     where = f"{source}: interface #{int(index)} (mac {mac or 'unset'})"
-    inbound, outbound = _bandwidth(node.find("bandwidth"), where)
+    notes = []
+    inbound, outbound = _bandwidth(node.find("bandwidth"), where, notes)
     mtu = _attr(node, "mtu", "size")
     own = dict(
         source_bridge=_attr(node, "source", "bridge"),
@@ -321,6 +332,7 @@ def _interface(index, node, source):
         outbound=outbound,
         vlan=_vlan(node.find("vlan"), where),
         isolated=_isolated(node),
+        xml_notes=tuple(notes),
     )
     return Interface(
         index=index,

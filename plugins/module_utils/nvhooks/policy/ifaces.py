@@ -56,14 +56,21 @@ def native_floor_notes(iface, takeover):
         if side is None or not side.floor:
             continue
         floor = f"{direction} floor {side.floor} KiB/s"
+        bridge = iface.source_bridge or "(unknown)"
         if direction == "outbound":
             notes.append(f"{floor} is ignored: libvirt guarantees a floor only for inbound traffic")
         elif iface.kind != FLOOR_NETWORK:
             notes.append(f"{floor} is ignored by libvirt on a {iface.kind or 'typeless'} port: libvirt honours a "
                          "floor only on a libvirt network with forward mode none, nat, route or open")
+        elif iface.floor_class is not None:
+            notes.append(f"{floor} is libvirt's: guaranteed by its class 1:{iface.floor_class:x} on the network's "
+                         f"bridge {bridge}, which we never touch")
+        elif iface.actual_type:
+            notes.append(f"{floor} is ignored by libvirt: no class for it on the network's bridge {bridge} "
+                         "(the network has no inbound <bandwidth>)")
         else:
-            notes.append(f"{floor} is libvirt's: it is guaranteed by its class on the network's bridge "
-                         f"{iface.source_bridge or '(unknown)'}, which we never touch")
+            notes.append(f"{floor} is libvirt's: guaranteed on the network's bridge {bridge} only if that "
+                         "network has an inbound <bandwidth>; we never touch it")
         if not side.average and takeover:
             notes.append(f"{direction}: floor only, no average: nothing of ours to shape (never an error)")
     return notes

@@ -119,7 +119,7 @@ def _matching(domain, iface, host, meta_rules):
 
 def resolve_port(domain, iface, host, meta_rules):
     chosen, sources = _matching(domain, iface, host, meta_rules)
-    notes = []
+    notes = list(iface.xml_notes)
     device = ifaces.device_of(iface.kind)
     native = bool(iface.inbound or iface.outbound)
     takeover = host.settings.native_bandwidth == "takeover"
