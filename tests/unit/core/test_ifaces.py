@@ -259,6 +259,8 @@ def test_portgroup_vlan_in_actual_is_libvirts():
     assert iface.vlan_from == "network" and iface.vlan.tags[0].id == 42
     port = port_of(xml)
     assert port.owners["vlans"] == "libvirt" and port.native_vlan == "access 42"
+    # dynamic uplinks still carry what libvirt gave the port, under its bridge
+    assert vlanhook.used_vids(host(), [domxml.parse_domain(xml)]) == {"br-lan": {42}}
 
 
 def test_our_vlan_policy_owns_a_port_without_native_vlan():
