@@ -170,7 +170,7 @@ def test_non_device_kinds_are_never_planned_and_a_matching_rule_is_only_a_warnin
         assert shapehook.apply_guest(dom, host(rules), log, caps=CAPS) == []      # no error, no tc
         assert shapehook.teardown_guest(dom, log) == []
         assert vlanhook.vlan_ports(dom, host(rules)) == []
-    assert "not a kernel device" in caplog.text
+    assert "matches this port but is not applied" in caplog.text
 
 
 # ------------------------------------------------------------------ native <bandwidth> edge cases

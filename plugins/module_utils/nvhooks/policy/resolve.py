@@ -156,6 +156,8 @@ def resolve_port(domain, iface, host, meta_rules):
             if rate and rate.peak and rate.peak != rate.average:
                 notes.append(f"{direction}: OVS ignores average {units.format_rate(rate.average)} and "
                              f"applies peak {units.format_rate(rate.peak)} (libvirt gives the same warning)")
+    elif ovs:
+        notes.append("Open vSwitch port: we never shape it with tc (libvirt turns any <bandwidth> into OVS QoS)")
     if device == "macvtap" and (chosen.get("inbound") or chosen.get("outbound") or group):
         notes.append("macvtap: guest inbound is shaped on its ingress (via an ifb), guest outbound on its "
                      "egress: the reverse of a tap, as libvirt does")

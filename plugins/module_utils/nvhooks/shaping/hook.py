@@ -16,6 +16,8 @@
   its status XML (never calls libvirt: that would deadlock).
 """
 
+import logging
+
 from ..policy.xmlns import NS_BYTES
 
 APPLY = frozenset((("start", "begin"), ("started", "begin"), ("reconnect", "begin")))
@@ -72,7 +74,9 @@ def apply_guest(domain, host, log, check=False, caps=None):
     results, failures, work = [], [], []
     for port in resolve.resolve(domain, host):
         for note in port.notes:
-            log.warning("%s: %s", port.label, note)
+            # a policy we cannot honour is a warning; facts about a port nobody asked us about are not
+            loud = port.sources or "not applied" in note or "ignored" in note
+            log.log(logging.WARNING if loud else logging.DEBUG, "%s: %s", port.label, note)
         if not port.shaped or port.ovs or port.device is None:
             continue
         if not port.dev:
