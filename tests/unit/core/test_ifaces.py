@@ -272,3 +272,14 @@ def test_our_vlan_policy_owns_a_port_without_native_vlan():
 def test_device_kinds_table():
     assert [ifaces.device_of(k) for k in ("bridge", "network", "ethernet", "direct", "vhostuser", "")] == \
         ["tap", "tap", "tap", "macvtap", None, None]
+
+
+def test_status_says_why_a_non_device_port_is_skipped():
+    from nvhooks.cli import probe
+    xml = domain("<interface type='vhostuser'><mac address='52:54:00:00:00:05'/>"
+                 "<source type='unix' path='/run/vhu0.sock' mode='server'/></interface>")
+    dom = domxml.parse_domain(xml)
+    port = resolve.resolve(dom, host())[0]
+    state = probe.shaping(dom, port, host(), counters=False)
+    assert state["state"] == "skipped" and "not a kernel device on this host" in state["why"]
+    assert probe.vlan(dom, port, host()) == {"state": "none"}
