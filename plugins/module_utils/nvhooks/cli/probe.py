@@ -27,9 +27,12 @@ def _unavailable(what, err):
 
 def shaping(domain, port, host, counters):
     """Live tc state of a port vs its plan (tcapply.apply in check mode)."""
+    if getattr(port, "device", "tap") is None:      # vhostuser, hostdev, user...: no kernel device here
+        from ..policy import ifaces
+        return {"state": "skipped", "why": ifaces.not_a_device(port.type)}
     if port.ovs:
-        return {"state": "skipped", "why": "Open vSwitch port: shaping is left to OVS"} if port.shaped \
-            else {"state": "none"}
+        return {"state": "skipped", "why": "Open vSwitch port: shaping is left to OVS, never tc"} \
+            if port.shaped or port.native else {"state": "none"}
     if not port.dev:
         return {"state": "skipped", "why": "port has no tap device"} if port.shaped else {"state": "none"}
     mods = [_core(name) for name in ("..shaping.caps", "..shaping.plan", "..shaping.apply")]

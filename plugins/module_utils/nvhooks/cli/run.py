@@ -75,6 +75,9 @@ def port_summary(port):
         out["isolated"] = {"value": port.isolated, "source": port.sources.get("isolated")}
     if port.notes:
         out["notes"] = list(port.notes)
+    for key in ("device", "network", "native_vlan", "owners"):     # interface kinds (issue #12)
+        if getattr(port, key, None):
+            out[key] = getattr(port, key)
     return out
 
 

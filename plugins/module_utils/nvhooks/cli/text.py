@@ -86,6 +86,7 @@ def _port_lines(port, detail):
             lines.append(f"    ! {diff}")
     for note in port.get("notes", []):
         lines.append(f"  note: {note}")
+    lines.extend(_owner_lines(port))
     return lines
 
 
@@ -135,7 +136,19 @@ def _explain(data):
             lines.append(f"  {key:<{width}}  {value['value']!s:<12} {value['source']}")
         for note in port["notes"]:
             lines.append(f"  note: {note}")
+        lines.extend(_owner_lines(port))
     return "\n".join(lines)
+
+
+def _owner_lines(port):
+    """Who owns the port's qdiscs and VLANs (docs/vlan.md "Who owns a port"), and its network."""
+    lines = []
+    if port.get("network"):
+        lines.append(f"  network: {port['network']} ({port.get('device') or 'no kernel device'})")
+    owners = port.get("owners") or {}
+    if any(owners.values()):
+        lines.append("  owners: " + ", ".join(f"{k} {v or 'nobody'}" for k, v in sorted(owners.items())))
+    return lines
 
 
 def _change(data):

@@ -59,6 +59,21 @@ class Interface:
     alias: Optional[str]
     link_state: Optional[str] = None  # <link state='up|down'/>
     mtu: Optional[int] = None  # <mtu size=.../>
+    # Status XML of a type='network' port: what the network gave it (<actual>).
+    # source_bridge/source_dev/virtualport_type/inbound/outbound/vlan above are
+    # the effective values (<actual>'s when it has them); these say where from.
+    actual_type: Optional[str] = None
+    portgroup: Optional[str] = None
+    bandwidth_from: Optional[str] = None  # 'interface' | 'network' (the network or its portgroup)
+    vlan_from: Optional[str] = None       # 'interface' | 'network'
+    isolated: bool = False                # <port isolated='yes'/>
+    floor_class: Optional[int] = None     # <actual><bandwidth classID>: libvirt's floor class on the bridge
+    xml_notes: Tuple[str, ...] = ()       # what the reader decided about odd but accepted XML
+
+    @property
+    def kind(self) -> str:
+        """The real connection type: <actual type> of a network port, else the type."""
+        return self.actual_type or self.type
 
     @property
     def label(self) -> str:
@@ -224,47 +239,113 @@ def _bandwidth_side(node, where):
 
 
 def _vlan(node, where):
+    """libvirt's own rules (virNetDevVlanParse): what it refuses, we refuse, naming the port."""
     if node is None:
         return None
-    tags = []
+    tags, native = [], 0
     for tag in node.findall("tag"):
         raw = tag.get("id")
         if raw is None:
             raise XmlError("<vlan><tag> without id", where=where)
-        tags.append(VlanTag(_uint(raw, "vlan tag id", where, 4095), tag.get("nativeMode")))
+        mode = tag.get("nativeMode")
+        if mode is not None:
+            native += 1
+            if mode not in ("tagged", "untagged"):
+                raise XmlError(f"<vlan><tag nativeMode={mode!r}>: libvirt knows only tagged and untagged", where=where)
+        tags.append(VlanTag(_uint(raw, "vlan tag id", where, 4095), mode))
     if not tags:
         raise XmlError("<vlan> without <tag>", where=where)
+    if native > 1:
+        raise XmlError("<vlan> has more than one native tag (nativeMode)", where=where)
+    trunk = node.get("trunk")
+    if trunk is not None and trunk.lower() not in ("yes", "no"):
+        raise XmlError(f"<vlan trunk={trunk!r}>: must be yes or no", where=where)
+    if trunk is not None and trunk.lower() == "no" and (len(tags) > 1 or native):
+        raise XmlError("<vlan trunk='no'> with several tags or a native tag (libvirt refuses it too)", where=where)
     # libvirt: several tags imply a trunk even without trunk='yes'.
-    return Vlan(trunk=node.get("trunk") == "yes" or len(tags) > 1, tags=tuple(tags))
+    return Vlan(trunk=(trunk or "").lower() == "yes" or len(tags) > 1, tags=tuple(tags))
+
+
+def _bandwidth(node, where, notes):
+    """(inbound, outbound) of a <bandwidth> element.
+
+    Several <inbound> (or <outbound>): libvirt's parser takes the first
+    (virXMLNodeGetSubelement), so do we, and say so in ``notes``.
+    """
+    if node is None:
+        return None, None
+    sides = []
+    for name in ("inbound", "outbound"):
+        found = node.findall(name)
+        if len(found) > 1:
+            notes.append(f"<bandwidth> has {len(found)} <{name}> elements: only the first counts "
+                         "(as in libvirt's parser); the others are ignored")
+        sides.append(_bandwidth_side(found[0] if found else None, where))
+    return tuple(sides)
+
+
+def _isolated(node):
+    return (_attr(node, "port", "isolated") or "").lower() == "yes"
+
+
+def _actual(node, where, own):
+    """Fold a status XML <actual> into the port's effective values (own: the interface's)."""
+    actual = node.find("actual")
+    if actual is None:
+        return dict(own, bandwidth_from="interface" if own["inbound"] or own["outbound"] else None,
+                    vlan_from="interface" if own["vlan"] else None)
+    notes = list(own["xml_notes"])
+    inbound, outbound = _bandwidth(actual.find("bandwidth"), where, notes)
+    klass = _attr(actual, "bandwidth", "classID")
+    vlan = _vlan(actual.find("vlan"), where)
+    # libvirt copies the interface's own <bandwidth>/<vlan> into <actual>, else the portgroup's/network's
+    bw_own = (own["inbound"], own["outbound"]) == (inbound, outbound) and (inbound or outbound)
+    out = dict(own, actual_type=actual.get("type") or None,
+               source_bridge=_attr(actual, "source", "bridge") or own["source_bridge"],
+               source_dev=_attr(actual, "source", "dev") or own["source_dev"],
+               virtualport_type=_attr(actual, "virtualport", "type") or own["virtualport_type"],
+               isolated=own["isolated"] or _isolated(actual), xml_notes=tuple(notes),
+               floor_class=None if klass is None else _uint(klass, "bandwidth classID", where))
+    if inbound or outbound:
+        out.update(inbound=inbound, outbound=outbound, bandwidth_from="interface" if bw_own else "network")
+    else:
+        out["bandwidth_from"] = "interface" if own["inbound"] or own["outbound"] else None
+    if vlan is not None:
+        out.update(vlan=vlan, vlan_from="interface" if vlan == own["vlan"] else "network")
+    else:
+        out["vlan_from"] = "interface" if own["vlan"] else None
+    return out
 
 
 def _interface(index, node, source):
     mac = _attr(node, "mac", "address")
     mac = mac.lower() if mac else None
     where = f"{source}: interface #{int(index)} (mac {mac or 'unset'})"
-    bandwidth = node.find("bandwidth")
-    if bandwidth is None:
-        inbound = outbound = None
-    else:
-        inbound = _bandwidth_side(bandwidth.find("inbound"), where)
-        outbound = _bandwidth_side(bandwidth.find("outbound"), where)
+    notes = []
+    inbound, outbound = _bandwidth(node.find("bandwidth"), where, notes)
     mtu = _attr(node, "mtu", "size")
+    own = dict(
+        source_bridge=_attr(node, "source", "bridge"),
+        source_dev=_attr(node, "source", "dev"),
+        virtualport_type=_attr(node, "virtualport", "type"),
+        inbound=inbound,
+        outbound=outbound,
+        vlan=_vlan(node.find("vlan"), where),
+        isolated=_isolated(node),
+        xml_notes=tuple(notes),
+    )
     return Interface(
         index=index,
         type=node.get("type") or "",
         mac=mac,
         target_dev=_attr(node, "target", "dev"),
-        source_bridge=_attr(node, "source", "bridge"),
         source_network=_attr(node, "source", "network"),
-        source_dev=_attr(node, "source", "dev"),
+        portgroup=_attr(node, "source", "portgroup"),
         model=_attr(node, "model", "type"),
-        virtualport_type=_attr(node, "virtualport", "type"),
-        inbound=inbound,
-        outbound=outbound,
-        vlan=_vlan(node.find("vlan"), where),
         alias=_attr(node, "alias", "name"),
         link_state=_attr(node, "link", "state"),
         mtu=None if mtu is None else _uint(mtu, "mtu size", where),
+        **_actual(node, where, own),
     )
 
 

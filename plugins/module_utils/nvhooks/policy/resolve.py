@@ -19,7 +19,7 @@ value with the source it came from.
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Tuple
 
-from . import model as policy, units, vlanset
+from . import ifaces, model as policy, units, vlanset
 from ..errors import PolicyError
 
 ASPECTS = ("inbound", "outbound", "group", "vlan", "isolated")
@@ -44,6 +44,16 @@ class PortPolicy:
     isolated: Optional[bool] = None    # None: no source says (the flag is then ours to clear only)
     sources: Mapping[str, str] = field(default_factory=dict)
     notes: Tuple[str, ...] = ()
+    device: Optional[str] = "tap"      # 'tap', 'macvtap' or None (no kernel device here: ifaces.py)
+    network: Optional[str] = None      # <source network> (and portgroup) of a type='network' port
+    native_vlan: Optional[str] = None  # libvirt's own <vlan>, as text
+    native_isolated: bool = False      # libvirt's <port isolated='yes'/> (libvirt applies it)
+    owners: Mapping[str, Optional[str]] = field(default_factory=dict)   # qdiscs/vlans -> who
+
+    @property
+    def swapped(self):
+        """macvtap: guest inbound arrives on the device's ingress (the reverse of a tap)."""
+        return self.device == "macvtap"
 
     @property
     def label(self):
@@ -57,7 +67,14 @@ class PortPolicy:
     def explain(self):
         out = {"guest": self.guest, "index": self.index, "mac": self.mac, "dev": self.dev,
                "type": self.type, "bridge": self.bridge, "ovs": self.ovs, "native_bandwidth": self.native,
-               "notes": list(self.notes), "values": {}}
+               "notes": list(self.notes), "values": {}, "device": self.device, "owners": dict(self.owners)}
+        if self.network:
+            out["network"] = self.network
+        if self.native_vlan:
+            out["values"]["native.vlan"] = {"value": self.native_vlan, "source": "libvirt <vlan> (libvirt applies it)"}
+        if self.native_isolated:
+            out["values"]["native.isolated"] = {"value": "yes", "source": "libvirt <port isolated='yes'/> "
+                                                                          "(libvirt applies it)"}
         for direction in ("inbound", "outbound"):
             rate = getattr(self, direction)
             for key, text in (rate.as_text() if rate else {}).items():
@@ -72,37 +89,58 @@ class PortPolicy:
         return out
 
 
-def _native_rate(side, where):
-    """libvirt's integers (KiB/s, KiB) as a Rate, validated like ours."""
-    if side is None:
-        return None
-    data = {k: getattr(side, k) for k in ("average", "peak", "burst", "floor") if getattr(side, k)}
-    return policy.parse_rate(data, where) if data else None
-
-
 def _from_native(iface, guest):
+    """Native sides with an average (a floor alone is libvirt's business: ifaces.native_floor_notes)."""
     where = f"{guest}: interface[{iface.index}] <bandwidth>"
     rule = {}
     for direction in ("inbound", "outbound"):
-        rate = _native_rate(getattr(iface, direction), f"{where} {direction}")
-        if rate is not None:
-            rule[direction] = rate
+        side = getattr(iface, direction)
+        if side is None or not side.average:
+            continue
+        data = {k: getattr(side, k) for k in ("average", "peak", "burst") if getattr(side, k)}
+        rule[direction] = policy.parse_rate(data, f"{where} {direction}")   # the floor stays libvirt's
     return rule
 
 
-def resolve_port(domain, iface, host, meta_rules):
-    chosen, sources, notes = {}, {}, []
+def _native_label(iface):
+    if iface.bandwidth_from != "network":
+        return NATIVE
+    where = f"network {iface.source_network or '?'}" + (f" portgroup {iface.portgroup}" if iface.portgroup else "")
+    return f"{NATIVE} from {where}"
+
+
+def _matching(domain, iface, host, meta_rules):
+    chosen, sources = {}, {}
     for rule in host.rules:
         if rule.match.matches(domain.name, iface):
             _take(chosen, sources, rule, f"host policy {rule.where}")
     for rule in meta_rules:
         if rule.match.matches(domain.name, iface):
             _take(chosen, sources, rule, rule.where)
+    return chosen, sources
+
+
+def resolve_port(domain, iface, host, meta_rules):
+    chosen, sources = _matching(domain, iface, host, meta_rules)
+    notes = list(iface.xml_notes)
+    device = ifaces.device_of(iface.kind)
     native = bool(iface.inbound or iface.outbound)
-    if native and host.settings.native_bandwidth == "takeover":
+    takeover = host.settings.native_bandwidth == "takeover"
+    if device is None:
+        # a warning, never an error: nothing of ours can act on such a port
+        notes.append(ifaces.not_a_device(iface.kind))
+        for aspect in sorted(chosen):
+            notes.append(f"{aspect} policy from {sources[aspect]} matches this port but is not applied")
+        chosen, sources = {}, {}
+        if native:
+            notes.append("native <bandwidth> on it is libvirt's to refuse or ignore; we never shape it")
+        native = False
+    if native:
+        notes += ifaces.native_floor_notes(iface, takeover)
+    if native and takeover:
         for direction, rate in _from_native(iface, domain.name).items():
             if direction not in chosen:
-                chosen[direction], sources[direction] = rate, NATIVE
+                chosen[direction], sources[direction] = rate, _native_label(iface)
     if native and ("inbound" in chosen or "outbound" in chosen or "group" in chosen):
         notes.append("libvirt's own shaping of this port (<bandwidth>: HTB + ingress police) is replaced by ours;"
                      " a port is never shaped twice")
@@ -121,15 +159,37 @@ def resolve_port(domain, iface, host, meta_rules):
             if rate and rate.peak and rate.peak != rate.average:
                 notes.append(f"{direction}: OVS ignores average {units.format_rate(rate.average)} and "
                              f"applies peak {units.format_rate(rate.peak)} (libvirt gives the same warning)")
-    if "vlan" in chosen and (ovs or iface.type not in ("bridge", "network")):
-        notes.append(f"VLAN policy ignored: a {'OVS' if ovs else iface.type} port is not a Linux bridge port")
-    if chosen.get("isolated") and (ovs or iface.type not in ("bridge", "network")):
-        notes.append(f"isolated ignored: a {'OVS' if ovs else iface.type} port is not a Linux bridge port")
+    elif ovs:
+        notes.append("Open vSwitch port: we never shape it with tc (libvirt turns any <bandwidth> into OVS QoS)")
+    if device == "macvtap" and (chosen.get("inbound") or chosen.get("outbound") or group):
+        notes.append("macvtap: guest inbound is shaped on its ingress (via an ifb), guest outbound on its "
+                     "egress: the reverse of a tap, as libvirt does")
+    bridge_port = not ovs and iface.kind in ("bridge", "network")
+    if "vlan" in chosen and not bridge_port:
+        notes.append(f"VLAN policy ignored: a {'OVS' if ovs else iface.kind} port is not a Linux bridge port")
+    if chosen.get("isolated") and not bridge_port:
+        notes.append(f"isolated ignored: a {'OVS' if ovs else iface.kind} port is not a Linux bridge port")
+    if iface.isolated and "isolated" in chosen:
+        # libvirt sets the flag itself from <port isolated='yes'/>: never fight it
+        chosen.pop("isolated")
+        notes.append("isolated: libvirt's own <port isolated='yes'/> sets this port's flag; our policy's value is not applied")
+    vlan_owner, vlan_notes = ifaces.vlan_owner(iface, ovs, "vlan" in chosen and bridge_port)
+    notes += vlan_notes
+    if vlan_owner in ("libvirt", "openvswitch"):
+        chosen.pop("vlan", None)
+    shaped = bool(chosen.get("inbound") or chosen.get("outbound") or group)
+    owners = {"qdiscs": "openvswitch" if ovs and (shaped or native) else "netvirt" if shaped
+              else "libvirt" if native else None, "vlans": vlan_owner}
+    network = iface.source_network and (iface.source_network
+                                        + (f" portgroup {iface.portgroup}" if iface.portgroup else ""))
     return PortPolicy(
         guest=domain.name, uuid=domain.uuid, index=iface.index, mac=iface.mac, dev=iface.target_dev,
-        type=iface.type, bridge=iface.source_bridge, ovs=ovs, native=native,
+        type=iface.kind, bridge=iface.source_bridge, ovs=ovs, native=native,
         inbound=chosen.get("inbound"), outbound=chosen.get("outbound"), group=group,
-        vlan=chosen.get("vlan"), isolated=chosen.get("isolated"), sources=sources, notes=tuple(notes))
+        vlan=chosen.get("vlan"), isolated=chosen.get("isolated"), sources=sources, notes=tuple(notes),
+        device=device, network=network or None,
+        native_vlan=ifaces.native_vlan_text(iface.vlan) if iface.vlan else None, native_isolated=iface.isolated,
+        owners=owners)
 
 
 def _allowed(chosen, sources, settings, where):

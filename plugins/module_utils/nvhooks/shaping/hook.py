@@ -84,8 +84,11 @@ def apply_guest(domain, host, log, check=False, caps=None):
     results, failures, work = [], [], []
     for port in resolve.resolve(domain, host):
         for note in port.notes:
-            log.warning("%s: %s", port.label, note)
-        if not port.shaped or port.ovs:
+            # a policy we cannot honour is a warning; facts about a port nobody asked us about are not
+            loud = port.sources or "not applied" in note or "ignored" in note
+            log.log(30 if loud else 10,  # WARNING / DEBUG: no logging import on the hot path
+                    "%s: %s", port.label, note)
+        if not port.shaped or port.ovs or port.device is None:
             continue
         if not port.dev:
             log.warning("%s: has a shaping policy but no tap device name; not shaped", port.label)
@@ -141,7 +144,10 @@ def teardown_guest(domain, log, check=False):
     from . import caps as capsmod
     from ..errors import NetvirtError
     results, failures = [], []
-    ifaces = [i for i in domain.interfaces if i.target_dev and i.virtualport_type != "openvswitch"]
+    from ..policy.ifaces import device_of
+    # only our kinds of kernel device: a vhostuser/hostdev target name is no netdev here
+    ifaces = [i for i in domain.interfaces
+              if i.target_dev and i.virtualport_type != "openvswitch" and device_of(i.kind)]
     if not ifaces:
         return results
     caps = capsmod.get(log)

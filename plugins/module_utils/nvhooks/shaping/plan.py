@@ -10,7 +10,8 @@ kernel and changes only the difference. Layout (docs/shaping.md has a picture):
   (rate = average, ceil = peak or average), leaf qdisc ``10:`` (caps.leaf).
 * guest outbound = tap ingress (clsact, else ingress): u32 match-all + mirred
   egress redirect to the port's ifb ``nvo<hash of tap>``, shaped there like
-  the inbound side.
+  the inbound side. A macvtap is the reverse (``swapped``): guest inbound on
+  its ingress (the ifb), guest outbound on its egress HTB.
 * group direction: the tap redirects to the group's ifb (``nvgi``/``nvgo`` +
   hash of the group name; inbound from a clsact egress filter). On it: root
   HTB ``1:`` default ``2``; ``1:1`` rate = ceil = group ceiling; ``1:2`` the
@@ -309,13 +310,17 @@ def member_objects(group, direction, rate, mac, caps, where):
                 "member")], Membership(group.name, direction, ifb, mac, mac_at)
 
 
-def plan_device(dev, caps, inbound=None, outbound=None, group=None, mac=None, netns=None, label=None):
+def plan_device(dev, caps, inbound=None, outbound=None, group=None, mac=None, netns=None, label=None,
+                swapped=False):
     """Plan for one device from Rates (the tc_shape module's entry).
 
     ``inbound``/``outbound``: policy.Rate or None. ``group``: policy.GroupPolicy
     or None; a group direction replaces the per-port shaping of that
     direction (the member's average/peak become its ceiling, its floor the
     guaranteed rate). ``mac``: the guest's MAC, required with a group.
+    ``swapped``: a macvtap, where the guest's inbound traffic enters the
+    device (ingress, shaped on the port ifb) and its outbound leaves it
+    (egress HTB): the reverse of a tap.
     Raises PolicyError / KernelError naming ``label`` (default: dev).
     """
     where = label or dev
@@ -328,27 +333,28 @@ def plan_device(dev, caps, inbound=None, outbound=None, group=None, mac=None, ne
     tap_filters = []
     for direction in ("inbound", "outbound"):
         rate = rates[direction]
+        on_egress = (direction == "inbound") != swapped     # tap: guest inbound leaves the tap
         if direction in grouped:
             _need(caps, "ifb", where)
-            if direction == "inbound" and not caps.clsact:
-                raise KernelError("a group's inbound side needs the clsact qdisc (CONFIG_NET_SCH_INGRESS >= 4.5)",
-                                  where)
+            if on_egress and not caps.clsact:
+                raise KernelError(f"a group's {direction} side here needs the clsact qdisc "
+                                  "(CONFIG_NET_SCH_INGRESS >= 4.5)", where)
             objects += group_objects(group, direction, caps, f"{where} group {group.name} {direction}")
             members, membership = member_objects(group, direction, rate, mac.lower(), caps,
                                                  f"{where} {direction}")
             objects += members
             memberships.append(membership)
-            parent = CLSACT_EGRESS if direction == "inbound" else _ingress_parent(caps)
+            parent = CLSACT_EGRESS if on_egress else _ingress_parent(caps)
             tap_filters.append(_redirect(dev, parent, membership.ifb))
         elif rate is not None and rate.average:
-            if direction == "inbound":
-                objects += _shaped_device(dev, rate, caps, f"{where} inbound")
+            if on_egress:
+                objects += _shaped_device(dev, rate, caps, f"{where} {direction}")
             else:
                 _need(caps, "ifb", where)
                 ifb = port_ifb(dev)
                 port_ifbs.append(ifb)
                 objects.append(Obj("ifb", ifb, None, _attrs(alias=port_ifb_alias(dev))))
-                objects += _shaped_device(ifb, rate, caps, f"{where} outbound")
+                objects += _shaped_device(ifb, rate, caps, f"{where} {direction}")
                 tap_filters.append(_redirect(dev, _ingress_parent(caps), ifb))
     if tap_filters:
         kind = "clsact" if caps.clsact else "ingress"
@@ -373,15 +379,15 @@ def plan_port(port, caps):
     <bandwidth> get our plan, which replaces libvirt's root qdisc and
     ingress police (apply takes over any root/ingress qdisc).
     """
-    if port.ovs or not port.shaped or not port.dev:
+    if port.ovs or not port.shaped or not port.dev or port.device is None:
         return None
     return plan_device(port.dev, caps, inbound=port.inbound, outbound=port.outbound, group=port.group,
-                       mac=port.mac, label=port.label)
+                       mac=port.mac, label=port.label, swapped=port.swapped)
 
 
 def plan_port_absent(port):
     """Teardown plan for a port of a stopped guest (names derived from the XML)."""
-    if port.ovs or not port.dev:
+    if port.ovs or not port.dev or port.device is None:
         return None
     return plan_absent(port.dev, mac=port.mac, label=port.label)
 

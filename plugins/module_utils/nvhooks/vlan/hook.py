@@ -202,14 +202,22 @@ def running_domains(log):
 
 def used_vids(host, domains):
     """{bridge: ids used by the given guests' VLAN ports on it}."""
+    from ..policy import resolve
     used = {}
     for domain in domains:
         try:
-            ports = vlan_ports(domain, host)
+            ports = resolve.resolve(domain, host)
         except PolicyError:
             continue                 # that guest's start reported it
         for port in ports:
-            ids = set(port.vlan.tagged) | ({port.vlan.pvid} if port.vlan.pvid else set())
+            if port.ovs or port.type not in ("bridge", "network"):
+                continue
+            if port.vlan is not None:
+                ids = set(port.vlan.tagged) | ({port.vlan.pvid} if port.vlan.pvid else set())
+            elif port.owners.get("vlans") == "libvirt":      # libvirt's own <vlan>: its guests need the uplink too
+                ids = {tag.id for tag in domain.interfaces[port.index].vlan.tags} - {0, 4095}
+            else:
+                continue
             used.setdefault(port.bridge, set()).update(ids)
     return used
 
