@@ -3,14 +3,14 @@
 LANES := tests/lanes
 SH := bash
 
-.PHONY: help demo demo-clean test setup test-unit test-sanity test-kernel test-realkernel test-libvirt \
+.PHONY: help demo demo-clean test setup test-unit test-sanity test-kernel test-realkernel test-libvirt test-libvirt11 \
 	test-integration test-molecule test-build lint clean
 
 help:
 	@echo "make demo        show the product working (libvirtd, bridge, site.yml, a shaped guest)"
 	@echo "make demo-clean  remove what the demo made"
 	@echo "make test        set up and run every test lane (docs/dev/testing.md)"
-	@echo "make test-LANE   one lane: unit sanity kernel realkernel libvirt integration molecule build; make lint"
+	@echo "make test-LANE   one lane: unit sanity kernel realkernel libvirt libvirt11 integration molecule build; make lint"
 
 # The product working on this machine: libvirtd, a bridge, site.yml, a shaped guest.
 demo:
@@ -35,6 +35,8 @@ test-realkernel: setup
 	@$(SH) $(LANES)/realkernel.sh
 test-libvirt: setup
 	@$(SH) $(LANES)/libvirt.sh
+test-libvirt11: setup
+	@$(SH) $(LANES)/libvirt11.sh
 test-integration: setup
 	@$(SH) $(LANES)/integration.sh
 test-molecule: setup

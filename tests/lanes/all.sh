@@ -2,7 +2,7 @@
 # `make test`: setup, then every lane in turn; goes on past a failing lane,
 # prints one summary line per lane and exits non-zero if any failed.
 export LANE=all; . "$(dirname "$0")/lib.sh"
-LANES=${NVT_LANES:-lint build unit sanity kernel realkernel libvirt integration molecule}
+LANES=${NVT_LANES:-lint build unit sanity kernel realkernel libvirt libvirt11 integration molecule}
 export PYTHONUNBUFFERED=1
 here=$(dirname "$0")
 rm -f "$RESULTS"/*.xml "$RESULTS"/*.note "$RESULTS"/*.log "$RESULTS"/realkernel.rc

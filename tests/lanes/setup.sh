@@ -56,7 +56,21 @@ mkdir -p "$cache"
 install -m 0644 "$REPO/tests/lanes/get_pip_standin.py" "$cache/get_pip_${pipver//./_}.py"
 echo "ansible-test: get-pip stand-in for pip $pipver in $cache"
 
+# the oldest ansible-core meta/runtime.yml claims, on Debian's python3
+# (tests/libvirt/test_ansible_oldest.py); the libvirt11 lane's chroot has the newest
+OLDEST=$(sed -n 's/^requires_ansible: *">=\([0-9]*\.[0-9]*\).*/\1/p' "$REPO/meta/runtime.yml")
+ANSIBLE_OLDEST_VENV=$BUILD/venv-ansible-oldest
+if [ "$(cat "$ANSIBLE_OLDEST_VENV/.nvt-stamp" 2>/dev/null)" != "$OLDEST" ]; then
+    say "venv: ansible-core $OLDEST in $ANSIBLE_OLDEST_VENV"
+    rm -rf "$ANSIBLE_OLDEST_VENV"
+    "$DEBPY" -m venv "$ANSIBLE_OLDEST_VENV"
+    "$ANSIBLE_OLDEST_VENV/bin/pip" install -q "ansible-core>=$OLDEST,<${OLDEST%.*}.$((${OLDEST#*.} + 1))"
+    echo "$OLDEST" >"$ANSIBLE_OLDEST_VENV/.nvt-stamp"
+fi
+command -v mmdebstrap >/dev/null || apt-get install -y -q mmdebstrap   # the libvirt11 lane's chroot
+
 # Debian kernel for the real-kernel lane
 KVER=$(debian_kver)
 echo "realkernel: kernel $KVER"
 echo "setup: done"
+

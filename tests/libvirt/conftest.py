@@ -272,10 +272,10 @@ def run_roles(tmp_path):
     `hooks_install_packages` is false. The collection is this tree, symlinked under
     tmp_path/collections, unless `collections_path` names another (an installed one).
     `check` adds --check. ansible-playbook is the build venv's; its exit code must be
-    `expect_rc`.
+    `expect_rc`. `venv_bin` names another ansible-core's bin/ (tests/lanes/setup.sh's oldest one).
     """
     def run(roles=(), variables=None, check=False, *, playbook=None, inventory=None, collections_path=None, cwd=None,
-            expect_rc=0):
+            expect_rc=0, venv_bin=VENV_BIN):
         assert bool(roles) != bool(playbook), "give roles or a playbook"
         variables = dict(variables or {})
         if collections_path is None:
@@ -284,7 +284,7 @@ def run_roles(tmp_path):
             coll.mkdir(parents=True, exist_ok=True)
             if not (coll / "libvirt_hooks").exists():
                 (coll / "libvirt_hooks").symlink_to(REPO)
-        argv = [os.path.join(VENV_BIN, "ansible-playbook")]
+        argv = [os.path.join(venv_bin, "ansible-playbook")]
         if roles:
             play = [{"hosts": "localhost", "gather_facts": False,
                      "vars": dict({"hooks_install_packages": False}, **variables), "roles": list(roles)}]

@@ -232,3 +232,39 @@ def test_dollar_zero_is_the_link_as_found(tree):
     assert call("qemu", ["g1", "prepare", "begin", "-"], XML)[0] == 0
     assert calls(tree) == ["all_shared|g1 prepare begin -"]
     assert tree.logs_list() == ["qemu_prepare_begin_g1_shared.log"]   # named by the script, not the link
+
+
+@pytest.mark.parametrize("extra, reason", [
+    ("destroyed", "destroyed"), ("shutdown", "shutdown"), ("from-snapshot", "from-snapshot"),
+    ("some-newer-reason", "some-newer-reason"),   # a later libvirt's name passes through
+    ("-", None), ("", None),                      # libvirt < 10.5
+    ("Destroyed; rm -rf /", None), ("x" * 40, None)])
+def test_shutoff_reason_is_parsed_from_release_extra(extra, reason):
+    from nvhooks.dispatch.event import Event
+    assert Event("qemu", ["g1", "release", "end", extra]).shutoff_reason == reason
+
+
+@pytest.mark.parametrize("driver, args", [("qemu", ["g1", "stopped", "end", "destroyed"]),
+                                          ("lxc", ["c1", "release", "end", "destroyed"]),
+                                          ("qemu", ["g1", "release", "end"])])
+def test_no_shutoff_reason_outside_qemu_release(driver, args):
+    from nvhooks.dispatch.event import Event
+    assert Event(driver, args).shutoff_reason is None
+
+
+@pytest.mark.parametrize("extra, env_value, logged", [("destroyed", "destroyed", True), ("-", "", False)])
+def test_release_scripts_get_the_shutoff_reason_and_the_record_names_it(tree, extra, env_value, logged):
+    tree.script("qemu_release_end.d/10-a", RECORD + '\nprintf "%s|%s" "${NETVIRT_HOOK_SHUTOFF_REASON-unset}" "$4"'
+                ' > "$NETVIRT_HOOKS_ROOT/reason"')
+    rc, _out, _err = call("qemu", ["g1", "release", "end", extra], XML)
+    assert rc == 0
+    with open(tree.path("/reason")) as handle:
+        assert handle.read() == f"{env_value}|{extra}"
+    assert ("shutoff reason destroyed" in tree.log("qemu_release_end_g1_10-a.log")) == logged
+
+
+def test_other_events_have_no_shutoff_reason_variable(tree):
+    tree.script("qemu_stopped_end.d/10-a", 'printf "%s" "${NETVIRT_HOOK_SHUTOFF_REASON-unset}" > "$NETVIRT_HOOKS_ROOT/reason"')
+    assert call("qemu", ["g1", "stopped", "end", "-"], XML)[0] == 0
+    with open(tree.path("/reason")) as handle:
+        assert handle.read() == "unset"

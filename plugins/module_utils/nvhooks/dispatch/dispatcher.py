@@ -128,8 +128,13 @@ class Dispatcher:
                    NETVIRT_HOOK_OBJECT=self.event.object, NETVIRT_HOOK_OP=self.event.op,
                    NETVIRT_HOOK_SUBOP=self.event.subop, NETVIRT_HOOK_CONF=conf.source,
                    NETVIRT_HOOK_LOG=rec.path, NETVIRT_HOOK_XML_FILTER="1" if is_filter else "0")
+        reason = self.event.shutoff_reason
+        if self.event.driver == "qemu" and self.event.op == "release":
+            # empty: libvirt < 10.5 does not say why the guest stopped
+            env["NETVIRT_HOOK_SHUTOFF_REASON"] = reason or ""
         rec.add("INFO", f"start {step.target} ({step.source}) for {self.event.name}, timeout {timeout:g}s"
-                        f"{', XML filter' if is_filter else ''}")
+                        f"{', XML filter' if is_filter else ''}"
+                        f"{f', shutoff reason {reason}' if reason else ''}")
         rec.add("DEBUG", f"args: {self.event.args!r}")
         changed = scripts.Safety().recheck(step)   # the file run is the file checked
         if changed is not None:
@@ -226,6 +231,8 @@ class Dispatcher:
             if step.function == "handle":
                 if not handler.wants(self.event, self.event.stdin, _LazyHost(self)):
                     return
+                if self.event.shutoff_reason:
+                    rec.add("INFO", f"{self.event.name}: shutoff reason {self.event.shutoff_reason}")
                 host = self._host_policy()
                 from ..policy import domxml
                 domain = domxml.parse_domain(self.event.stdin, "XML from libvirt")

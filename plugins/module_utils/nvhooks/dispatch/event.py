@@ -25,6 +25,12 @@ XML_OUTPUT_OPS = frozenset(("migrate", "restore"))
 # Drivers whose stdin is a domain XML.
 DOMAIN_DRIVERS = frozenset(("qemu", "lxc"))
 
+# libvirt >= 10.5 passes why a qemu guest stopped as `release end`'s EXTRA:
+# virDomainShutoffReason names (src/conf/domain_conf.c); older libvirt: "-".
+SHUTOFF_REASONS = ("unknown", "shutdown", "destroyed", "crashed", "migrated",
+                   "saved", "failed", "from-snapshot", "daemon")
+_REASON_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._+-")
 
 
@@ -62,6 +68,19 @@ class Event:
     @property
     def takes_xml_output(self):
         return self.driver in DOMAIN_DRIVERS and self.op in XML_OUTPUT_OPS
+
+    @property
+    def shutoff_reason(self):
+        """Why the guest stopped (qemu ``release`` on libvirt >= 10.5), else None.
+
+        A name newer than SHUTOFF_REASONS passes if it looks like one (lower
+        case, digits, ``-``); anything else is not a reason and gives None.
+        """
+        if self.driver != "qemu" or self.op != "release" or self.extra in ("", "-"):
+            return None
+        if len(self.extra) > 32 or not set(self.extra) <= _REASON_CHARS:
+            return None
+        return self.extra
 
     @property
     def guest(self):

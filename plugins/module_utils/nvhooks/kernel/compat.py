@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one seam onto pyroute2 internals: a socket in a named netns, raw requests, NLA class caches.
 
-pyroute2 0.7.x (Debian 12) and 0.9.x differ exactly there, so each version
+pyroute2 0.7.x (Debian 12; 0.8.x is the same there) and 0.9.x differ exactly there, so each version
 has its own small implementation (pyroute2_07.py, pyroute2_09.py), chosen
 at the first call and kept for the process. Nothing else in the core uses
 pyroute2 internals; everything else is pyroute2's public API.
