@@ -8,6 +8,7 @@ APT_PKGS=(make git tar util-linux procps kmod iproute2 ca-certificates
     python3 python3-venv python3-pip python3-pytest python3-pytest-timeout python3-lxml python3-pyroute2
     libvirt-daemon-system libvirt-clients qemu-system-x86 ovmf seabios ipxe-qemu
     linux-image-amd64 busybox-static openvswitch-switch iperf3 shellcheck)
+APT_PKGS+=(python3-libvirt)     # netvirt-hooks agent (issue #13)
 
 have=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${APT_PKGS[@]}" 2>/dev/null \
        | awk '$2=="installed"{print $1}' | sort || true)

@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from ..errors import KernelError, NetvirtError, PolicyError, XmlError
+from . import agentcmd
 from .exits import EXIT_BAD_POLICY, EXIT_ENVIRONMENT, EXIT_NOT_RUNNING, EXIT_PROBLEM, CliError  # noqa: F401  pylint: disable=unused-import
 
 EPILOG = """\
@@ -28,7 +29,7 @@ examples:
                                        (gc without --check removes them; the
                                        hook does it when libvirtd starts)
   netvirt-hooks --json status web1     the same as JSON (every subcommand)
-
+{agent}
 exit codes:
   0  ok, nothing to report
   1  problem: drift from policy (status, apply --check, gc --check), or
@@ -43,6 +44,7 @@ files: host policy /etc/libvirt/hooks/netvirt/policy.json, hook logs
 NETVIRT_HOOKS_ROOT=/some/dir prefixes every path (tests, chroots).
 See docs/troubleshooting.md.
 """
+EPILOG = EPILOG.replace("{agent}", agentcmd.EPILOG)
 
 
 def build_parser():
@@ -81,6 +83,7 @@ def build_parser():
                         "them; the hook does the same when libvirtd starts or reloads. With --check: list "
                         "them, change nothing (exit 1 if there are any).")
     gc.add_argument("--check", action="store_true", help="list, change nothing")
+    agentcmd.add_parsers(sub, common)
     return parser
 
 

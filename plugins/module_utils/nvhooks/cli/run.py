@@ -17,6 +17,10 @@ STATUS_EVENTS = ("prepare/begin", "start/begin", "started/begin", "reconnect/beg
 
 
 def run(args):
+    from . import agentcmd
+    done = agentcmd.run(args)
+    if done is not None:
+        return done
     host = load_host(getattr(args, "policy", None))
     if args.command == "status":
         return status(args.guest, host) if args.guest else overview(host)
@@ -94,7 +98,8 @@ def overview(host):
                 code = EXIT_PROBLEM
             entry["ports"].append(row)
         guests.append(entry)
-    return {"policy": host.source, "guests": guests}, code
+    from .. import holds
+    return {"policy": host.source, "guests": guests, "holds": holds.listing()}, code
 
 
 def status(guest, host):
@@ -108,7 +113,9 @@ def status(guest, host):
             code = EXIT_PROBLEM
         ports.append(row)
     hooks = {name: cli_probe.hook_order(guest, name, driver) for name in STATUS_EVENTS}
+    from .. import holds
     return {"guest": domain.name, "uuid": domain.uuid, "state": domain.state, "policy": host.source,
+            "hold": holds.why_held(domain.name),
             "settings": {"vlan_failure": host.settings.vlan_failure,
                          "native_bandwidth": host.settings.native_bandwidth},
             "ports": ports, "hooks": hooks}, code
