@@ -13,6 +13,7 @@ import gzip
 import json
 import os
 import re
+import shutil
 import signal
 import sys
 import subprocess
@@ -147,10 +148,14 @@ def setup(libvirtd, tmp_path_factory):
     virsh("create", "/dev/stdin", input=xml)
     agent = Agent(policy, str(tmp / "agent.log"), name).start()
     try:
-        yield {"guest": name, "tap": tap, "bridge": bridge, "policy": policy, "agent": agent, "tmp": tmp, "console": console}
+        yield {"guest": name, "tap": tap, "bridge": bridge, "policy": policy, "agent": agent, "tmp": tmp,
+               "console": console}
     finally:
         agent.stop()
         sys.stdout.write(f"agent log:\n{agent.log()}\n")     # shown when a test failed
+        keep = os.path.join(os.path.dirname(__file__), "..", "..", "build", "results")
+        if os.path.isdir(keep):
+            shutil.copy(agent.log_path, os.path.join(keep, "agent-libvirt.log"))
         cli("release", name, check=False)
         virsh("destroy", name, check=False)
         sh("ip", "link", "del", bridge, check=False)
@@ -241,7 +246,7 @@ def test_metadata_live_reapplies(setup):
     extra_tap = "nvtt" + uid()
     virsh("attach-interface", guest, "bridge", setup["bridge"], "--target", extra_tap, "--mac", extra_mac,
           "--model", "virtio", "--live")
-    agent.wait_log(rf"guest {guest}", since=since)
+    poll("the new port seen, with no policy", lambda: port_state(setup, extra_tap) == "none")
     assert "htb" not in tc("qdisc", "show", "dev", extra_tap)      # no policy covers it (yet)
     meta = (f"<policy><interface mac='{extra_mac}'><inbound average='3mbit'/></interface></policy>")
     virsh("metadata", guest, "--uri", NS, "--key", "nv", "--set", meta, "--live")
@@ -298,7 +303,9 @@ def test_foreign_objects_untouched(setup):
 def test_domiftune_reasserts_our_policy(setup):
     tap, agent = setup["tap"], setup["agent"]
     since = agent.size()
-    virsh("domiftune", setup["guest"], tap, "--inbound", "100", "--live")
+    # libvirt replaces the tap's root qdisc; on a kernel without sch_sfq (this host) it then
+    # fails half-way, leaving its own HTB: drift on a port we own either way
+    virsh("domiftune", setup["guest"], tap, "--inbound", "100", "--live", check=False)
     agent.wait_log(rf"drift healed on guest {setup['guest']}", since=since)
     poll("our policy back", lambda: in_sync(setup, tap) and "rate 8Mbit" in tc("class", "show", "dev", tap))
 
@@ -311,12 +318,12 @@ def test_hold_and_release(setup):
         assert f"agent: {guest} held" in text and "debugging" in text
         since = agent.size()
         sh("tc", "qdisc", "del", "dev", tap, "root")
-        agent.wait_log(rf"guest {guest} \(.*\)?.*not touched, hold", since=since)
+        agent.wait_log(rf"guest {guest}: .*not touched, hold", since=since)
         assert "htb" not in tc("qdisc", "show", "dev", tap)
     finally:
         cli("release", guest)
     # released: the next notification (or policy/connection change) heals it; poke with a notification
-    sh("tc", "qdisc", "add", "dev", tap, "root", "handle", "9:", "prio")
+    sh("tc", "qdisc", "add", "dev", tap, "root", "tbf", "rate", "1mbit", "burst", "10k", "latency", "50ms")
     poll("healed after release", lambda: in_sync(setup, tap))
     assert "held" not in cli("status", guest, policy=setup["policy"]).stdout
 
