@@ -12,6 +12,7 @@ APT_PKGS=(make git tar util-linux procps kmod iproute2 ca-certificates
 APT_PKGS+=(systemd python3-systemd logrotate)
 # metrics: the exposition library, node_exporter scraping our textfile, ping in traffic tests
 APT_PKGS+=(python3-prometheus-client prometheus-node-exporter iputils-ping)
+APT_PKGS+=(python3-libvirt)     # netvirt-hooks agent (issue #13)
 
 have=$(dpkg-query -W -f='${Package} ${db:Status-Status}\n' "${APT_PKGS[@]}" 2>/dev/null \
        | awk '$2=="installed"{print $1}' | sort || true)

@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from ..errors import KernelError, NetvirtError, PolicyError, XmlError
+from . import agentcmd
 from .exits import EXIT_BAD_POLICY, EXIT_ENVIRONMENT, EXIT_NOT_RUNNING, EXIT_PROBLEM, CliError  # noqa: F401  pylint: disable=unused-import
 
 EPILOG = """\
@@ -31,7 +32,7 @@ examples:
   netvirt-hooks metrics                per port and group: counters and configured
                                        rates, in the Prometheus text format
   netvirt-hooks --json status web1     the same as JSON (every subcommand)
-
+{agent}
 exit codes:
   0  ok, nothing to report
   1  problem: drift from policy (status, apply --check, gc --check), or
@@ -46,6 +47,7 @@ files: host policy /etc/libvirt/hooks/netvirt/policy.json, hook logs
 NETVIRT_HOOKS_ROOT=/some/dir prefixes every path (tests, chroots).
 See docs/troubleshooting.md.
 """
+EPILOG = EPILOG.replace("{agent}", agentcmd.EPILOG)
 
 
 def build_parser():
@@ -96,6 +98,7 @@ def build_parser():
                              "Exit 1 if a guest or port could not be read (the others are still printed).")
     metrics.add_argument("--textfile", metavar="FILE",
                          help="write them atomically to FILE (node_exporter's textfile collector) instead")
+    agentcmd.add_parsers(sub, common)
     return parser
 
 

@@ -17,6 +17,10 @@ STATUS_EVENTS = ("prepare/begin", "start/begin", "started/begin", "reconnect/beg
 
 
 def run(args):
+    from . import agentcmd
+    done = agentcmd.run(args)
+    if done is not None:
+        return done
     host = load_host(getattr(args, "policy", None))
     if args.command == "status":
         return status(args.guest, host) if args.guest else overview(host)
@@ -111,7 +115,8 @@ def overview(host):
             entry["ports"].append(row)
         mark_unshaped(domain, ports, entry["ports"], host, found)
         guests.append(entry)
-    return {"policy": host.source, "guests": guests,
+    from .. import holds
+    return {"policy": host.source, "guests": guests, "holds": holds.listing(),
             "unshaped": {"setting": host.settings.unshaped, "ports": found}}, code
 
 
@@ -129,7 +134,9 @@ def status(guest, host):
     found = []
     mark_unshaped(domain, resolve_ports(domain, host), ports, host, found)
     hooks = {name: cli_probe.hook_order(guest, name, driver) for name in STATUS_EVENTS}
+    from .. import holds
     return {"guest": domain.name, "uuid": domain.uuid, "state": domain.state, "policy": host.source,
+            "hold": holds.why_held(domain.name),
             "settings": {"vlan_failure": host.settings.vlan_failure,
                          "native_bandwidth": host.settings.native_bandwidth,
                          "unshaped": host.settings.unshaped},

@@ -5,6 +5,12 @@
 
 
 def render(command, data):
+    if command in ("agent", "hold", "release"):
+        from . import agentcmd
+        return agentcmd.text(command, data)
+    if command == "status" and (data.get("holds") or data.get("hold")):
+        from . import agentcmd
+        return "\n".join([_status(data)] + agentcmd.hold_lines(data))
     return {"status": _status, "explain": _explain, "gc": _gc, "metrics": _metrics}.get(command, _change)(data)
 
 
