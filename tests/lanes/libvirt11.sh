@@ -8,11 +8,13 @@ export LANE=libvirt11; . "$(dirname "$0")/lib.sh"; need_root
 here=$(cd "$(dirname "$0")" && pwd)
 # the libvirt guest tests that run on 11.3 (the host lane runs them all on 9.0):
 # guest start/stop, shaping, VLAN, policy at start begin, reconcile after a
-# libvirtd restart, the shutoff reason, a module through ansible-core 2.21;
+# libvirtd restart, the shutoff reason, a module through ansible-core 2.21,
+# who owns a port's VLANs when libvirt >= 11 applies <vlan> itself;
 # chosen to keep the lane near 15 minutes on a busy 2-core machine
 TESTS=${NVT_LIBVIRT11_TESTS:-test_libvirt_lane_smoke.py test_shaping_guest.py test_vlan_guest.py
     test_policy_before_cpus.py::test_every_tap_exists_in_its_bridge_and_is_shaped_at_start_begin
-    test_reconcile.py::test_libvirtd_restart_reapplies_once test_shutoff_reason.py test_ansible_newest.py}
+    test_reconcile.py::test_libvirtd_restart_reapplies_once test_shutoff_reason.py test_ansible_newest.py
+    test_native_vlan_owner.py}
 say "libvirt11 $(date -u +%T): Debian 13 chroot"
 t0=$SECONDS
 root=$(bash "$here/trixie-chroot.sh")
