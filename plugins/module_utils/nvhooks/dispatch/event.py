@@ -26,9 +26,9 @@ XML_OUTPUT_OPS = frozenset(("migrate", "restore"))
 DOMAIN_DRIVERS = frozenset(("qemu", "lxc"))
 
 # libvirt >= 10.5 passes why a qemu guest stopped as `release end`'s EXTRA:
-# virDomainShutoffReason names (src/conf/domain_conf.c); older libvirt: "-".
-SHUTOFF_REASONS = ("unknown", "shutdown", "destroyed", "crashed", "migrated",
-                   "saved", "failed", "from-snapshot", "daemon")
+# virDomainShutoffReason names (src/conf/domain_conf.c: unknown, shutdown,
+# destroyed, crashed, migrated, saved, failed, from-snapshot, daemon); older
+# libvirt: "-".
 _REASON_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._+-")
@@ -73,7 +73,7 @@ class Event:
     def shutoff_reason(self):
         """Why the guest stopped (qemu ``release`` on libvirt >= 10.5), else None.
 
-        A name newer than SHUTOFF_REASONS passes if it looks like one (lower
+        A name newer than those listed above passes if it looks like one (lower
         case, digits, ``-``); anything else is not a reason and gives None.
         """
         if self.driver != "qemu" or self.op != "release" or self.extra in ("", "-"):
