@@ -19,7 +19,6 @@ per guest. Held guests (holds.py) are left alone. Only root runs it; two
 agents never run at once (a root-only flock under the run dir).
 """
 
-import logging
 import os
 import queue
 import signal
@@ -275,14 +274,8 @@ class Agent:
 
 
 def _logger():
-    log = logging.getLogger("netvirt-hooks.agent")
-    if not log.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        log.propagate = False
-    return log
+    from ..dispatch import hooklog
+    return hooklog.stderr_logger("netvirt-hooks.agent")
 
 
 def run(options):

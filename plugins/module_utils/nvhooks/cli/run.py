@@ -3,7 +3,6 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """`netvirt-hooks` commands: gather data as plain dicts (rendered by cli_text)."""
 
-import logging
 import os
 
 from . import probe as cli_probe
@@ -176,13 +175,8 @@ def collect(check, only=None):
 def change(action, guest, host, check):
     _driver, domain = load_guest(guest)
     resolve_ports(domain, host)  # bad policy: exit 4 before touching anything
-    log = logging.getLogger("netvirt-hooks")
-    if not log.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        log.propagate = False
+    from ..dispatch import hooklog
+    log = hooklog.stderr_logger("netvirt-hooks")
     result = cli_probe.run_handlers(action, domain, host, log, check)
     code = EXIT_OK
     if result.get("errors"):

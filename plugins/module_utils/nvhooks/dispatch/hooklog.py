@@ -138,3 +138,16 @@ def handler_logger(target):
     logger.handlers[:] = [_ToRecord()]
     logger.setLevel(target.threshold)
     return logger
+
+
+def stderr_logger(name):
+    """A logging.Logger writing ``LEVEL message`` lines to stderr (netvirt-hooks apply/teardown, the agent)."""
+    import logging
+    log = logging.getLogger(name)
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+    return log
