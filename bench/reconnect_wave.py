@@ -26,7 +26,6 @@ taps nvtw*; all removed at exit.
 Run: /usr/bin/python3 bench/reconnect_wave.py [--sizes 10,40] [-n ROUNDS]
 """
 import argparse
-import fcntl
 import json
 import os
 import shutil
@@ -37,11 +36,13 @@ import tarfile
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import libvirt_lock  # noqa: E402  pylint: disable=wrong-import-position
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = "/usr/bin/python3"
 HOOKS = "/etc/libvirt/hooks"
 SAVED = (HOOKS, "/usr/lib/netvirt-hooks", "/usr/local/sbin/netvirt-hooks")
-LOCK = "/run/nvt-libvirt.lock"
 URI = "qemu:///system"
 SOCK = "/run/libvirt/libvirt-sock"
 BRIDGE = "nvtbrw0"
@@ -73,18 +74,6 @@ def virsh(*args, check=True, **kw):
 
 def pids(name):
     return [int(p) for p in sh(["pgrep", "-x", name], check=False).stdout.split()]
-
-
-def lock():
-    if os.environ.get("NVT_LIBVIRT_LOCK_HELD") == "1":
-        return None
-    handle = open(LOCK, "w")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        print(f"waiting for {LOCK} (the libvirt lane uses the same libvirtd)", flush=True)
-        fcntl.flock(handle, fcntl.LOCK_EX)
-    return handle
 
 
 def write(path, text, mode=0o644):
@@ -197,7 +186,7 @@ def main():
     if os.geteuid() != 0:
         sys.exit("run as root (it restarts libvirtd and installs hooks under /etc)")
     sizes = sorted(int(x) for x in args.sizes.split(","))
-    held = lock()
+    held = libvirt_lock.hold("the libvirt lane uses the same libvirtd")
     scratch = tempfile.mkdtemp(prefix="nvt-bench-wave-")
     archive = os.path.join(scratch, "saved.tar")
     with tarfile.open(archive, "w") as tar:

@@ -23,7 +23,6 @@ paths) unless NVT_LIBVIRT_LOCK_HELD=1.
 Run: sudo build/venv/bin/python bench/role_converge.py [-n ROUNDS] [--connections local,ssh]
 """
 import argparse
-import fcntl
 import json
 import os
 import re
@@ -37,10 +36,12 @@ import tarfile
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import libvirt_lock  # noqa: E402  pylint: disable=wrong-import-position
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VENV_BIN = os.path.join(os.environ.get("NVT_BUILD", os.path.join(REPO, "build")), "venv", "bin")
 SAVED = ("/etc/libvirt/hooks", "/usr/lib/netvirt-hooks", "/usr/local/sbin/netvirt-hooks")
-LOCK = "/run/nvt-libvirt.lock"
 SSHD = "/usr/sbin/sshd"
 REFERENCE = [{"name": "Reference: facts and ten stat tasks", "hosts": "hypervisors", "become": True,
               "gather_facts": True,
@@ -167,18 +168,6 @@ def restore(archive):
             os.kill(int(pid), signal.SIGHUP)
 
 
-def lock():
-    if os.environ.get("NVT_LIBVIRT_LOCK_HELD") == "1":
-        return None
-    handle = open(LOCK, "w")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        print("waiting for %s (the libvirt lane uses the same host paths)" % LOCK, flush=True)
-        fcntl.flock(handle, fcntl.LOCK_EX)
-    return handle
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--rounds", type=int, default=3)
@@ -186,7 +175,7 @@ def main():
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root (the roles install under /etc and /usr)")
-    held = lock()
+    held = libvirt_lock.hold("the libvirt lane uses the same host paths")
     scratch = tempfile.mkdtemp(prefix="nvt-bench-converge-")
     os.chmod(scratch, 0o700)
     coll = os.path.join(scratch, "collections", "ansible_collections", "netvirt")
