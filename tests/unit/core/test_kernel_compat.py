@@ -151,3 +151,34 @@ def test_send_all_and_errors():
         kbridge.send_all(_Sock(refuse=errno.EOPNOTSUPP), 4, [("add", [(100, 0)])], "port p")
     with pytest.raises(KernelError, match="port p: the kernel refused the VLAN change"):
         kbridge.send_all(_Sock(refuse=errno.EINVAL), 4, [("add", [(100, 0)])], "port p")
+
+
+def _answers(*flag_sets):
+    """A dump call as pyroute2 0.7 (exception) or 0.9 (flag) shows an interrupted dump, one answer per call."""
+    from pyroute2.netlink.exceptions import NetlinkDumpInterrupted
+    calls = []
+
+    def call(*argv, **kwarg):
+        calls.append((argv, kwarg))
+        flags = flag_sets[min(len(calls), len(flag_sets)) - 1]
+        if flags == "raise":
+            raise NetlinkDumpInterrupted()
+        return iter([{"header": {"flags": flags}, "n": len(calls)}])
+    return call, calls
+
+
+def test_dump_is_asked_again_while_interrupted():
+    """Injected at the pyroute2 boundary: which dump the kernel interrupts cannot be chosen."""
+    call, calls = _answers("raise", compat.NLM_F_DUMP_INTR | 0x2, 0x2)
+    assert compat.dump(call, 5, parent=1) == [{"header": {"flags": 0x2}, "n": 3}]
+    assert calls == [((5,), {"parent": 1})] * 3
+
+
+def test_dump_interrupted_every_time_is_raised_after_a_few_attempts():
+    import pytest
+    from pyroute2.netlink.exceptions import NetlinkDumpInterrupted
+    for always in ("raise", compat.NLM_F_DUMP_INTR):
+        call, calls = _answers(always)
+        with pytest.raises(NetlinkDumpInterrupted):
+            compat.dump(call)
+        assert len(calls) == compat.DUMP_ATTEMPTS

@@ -11,6 +11,7 @@ VLAN filtering. pyroute2 is imported inside functions only.
 
 import errno
 
+from . import compat
 from ..errors import KernelError
 
 # struct bridge_vlan_info flags (include/uapi/linux/if_bridge.h)
@@ -26,7 +27,7 @@ def read_tables(sock):
     Range flags (compressed dumps) are expanded, so callers see single ids.
     """
     out = {}
-    for msg in sock.get_vlans():
+    for msg in compat.dump(sock.get_vlans):
         spec = msg.get_attr("IFLA_AF_SPEC")
         table = {}
         begin = None

@@ -10,6 +10,8 @@ pyroute2 internals; everything else is pyroute2's public API.
 """
 
 _CHOSEN = []
+DUMP_ATTEMPTS = 8        # a dump interrupted this often in a row is reported, not retried forever
+NLM_F_DUMP_INTR = 0x10   # include/uapi/linux/netlink.h: links changed while the dump ran
 
 
 def impl():
@@ -42,3 +44,32 @@ def fresh_nla_class(klass):
     """Make pyroute2 compile ``klass``'s own NLA map instead of using its parent's cached one."""
     impl().reset_nla_cache(klass)
     return klass
+
+
+def dump(call, *argv, **kwarg):
+    """``call(*argv, **kwarg)`` (a pyroute2 dump) as a list, again while the kernel says it was interrupted.
+
+    Links added or removed during a dump that spans several reads make the
+    kernel flag it NLM_F_DUMP_INTR (inconsistent). pyroute2 0.7 then raises
+    NetlinkDumpInterrupted after the last message; 0.9 returns the messages
+    as they are. Either way the dump is asked again, a few times at most;
+    the last interruption is raised (0.7's exception, or one made for 0.9).
+    """
+    from pyroute2.netlink.exceptions import NetlinkDumpInterrupted
+    for attempt in range(DUMP_ATTEMPTS):
+        try:
+            msgs = list(call(*argv, **kwarg))
+        except NetlinkDumpInterrupted:
+            if attempt == DUMP_ATTEMPTS - 1:
+                raise
+            continue
+        if not any(_interrupted(m) for m in msgs):
+            return msgs
+    raise NetlinkDumpInterrupted()
+
+
+def _interrupted(msg):
+    try:
+        return bool(msg["header"]["flags"] & NLM_F_DUMP_INTR)
+    except (KeyError, TypeError):     # a message made without a header (tests' fakes) is no dump part
+        return False

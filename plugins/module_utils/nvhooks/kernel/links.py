@@ -5,6 +5,7 @@
 
 import errno
 
+from . import compat
 from ..errors import KernelError
 
 
@@ -62,7 +63,7 @@ class Link:
 def by_name(sock):
     """{name: Link} of every interface in the namespace (one dump)."""
     out = {}
-    for msg in sock.get_links():
+    for msg in compat.dump(sock.get_links):
         link = Link.from_msg(msg)
         out[link.name] = link
     return out
@@ -71,9 +72,9 @@ def by_name(sock):
 def ifb_links(sock):
     """[Link] of the ifb devices: the kernel filters the dump by kind (cheap with many taps)."""
     try:
-        return [Link.from_msg(msg) for msg in sock.link("dump", kind="ifb")]
+        return [Link.from_msg(msg) for msg in compat.dump(sock.link, "dump", kind="ifb")]
     except Exception:  # pylint: disable=broad-except  # an old kernel without kind-filtered dumps
-        return [link for link in map(Link.from_msg, sock.get_links()) if link.kind == "ifb"]
+        return [link for link in map(Link.from_msg, compat.dump(sock.get_links)) if link.kind == "ifb"]
 
 
 def lookup(sock, name):

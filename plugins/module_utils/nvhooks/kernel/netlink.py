@@ -65,7 +65,7 @@ def _tc_get(sock, msg_type, index, parent=0, handle=0, dump=False):
     msg["handle"] = handle
     flags = NLM_F_REQUEST | (NLM_F_DUMP if dump else NLM_F_ACK | NLM_F_ECHO)
     try:
-        out = compat.request(sock, msg, msg_type, flags)
+        out = compat.dump(compat.request, sock, msg, msg_type, flags) if dump else compat.request(sock, msg, msg_type, flags)
     except Exception as err:  # pylint: disable=broad-except
         if getattr(err, "code", None) in (errno.ENOENT, errno.EINVAL):
             return []
@@ -90,7 +90,8 @@ def dev_tc(sock, index):
     from pyroute2.netlink.rtnl import RTM_GETQDISC, RTM_GETTCLASS
     roots = _tc_get(sock, RTM_GETQDISC, index, parent=0xFFFFFFFF)
     if any(m["handle"] and m.get_attr("TCA_KIND") not in _TARGETED_ROOTS for m in roots):
-        return [m for m in sock.get_qdiscs() if m["index"] == index], list(sock.get_classes(index))
+        return ([m for m in compat.dump(sock.get_qdiscs) if m["index"] == index],
+                compat.dump(sock.get_classes, index))
     classes = [m for m in _tc_get(sock, RTM_GETTCLASS, index, dump=True) if m["index"] == index]
     qdiscs = [m for m in roots if m["index"] == index]
     qdiscs += _tc_get(sock, RTM_GETQDISC, index, parent=0xFFFFFFF1)
@@ -115,8 +116,10 @@ def dump(sock, index):
             parents.add(0xFFFF0000)
     for parent in sorted(parents):
         try:
-            filters += [m for m in sock.get_filters(index, parent=parent) if m.get_attr("TCA_KIND")]
-        except Exception:  # pylint: disable=broad-except  # no filters at that parent
+            filters += [m for m in compat.dump(sock.get_filters, index, parent=parent) if m.get_attr("TCA_KIND")]
+        except Exception as err:  # pylint: disable=broad-except  # no filters at that parent
+            if type(err).__name__ == "NetlinkDumpInterrupted":    # retried already: never "no filters"
+                raise
             continue
     return qdiscs, classes, filters
 
