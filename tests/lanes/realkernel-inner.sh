@@ -14,7 +14,8 @@ for which in $NVT_REALKERNEL_PYTHONS; do
         # venv's ansible whichever python runs pytest, so they run once, above)
         venv) py=$VENV/bin/python
               paths=(tests/realkernel/test_shape_native.py tests/realkernel/test_vlan_core.py
-                     tests/realkernel/test_vlan_traffic.py) ;;
+                     tests/realkernel/test_vlan_traffic.py
+                     tests/realkernel/test_agent_vlan_hotplug.py) ;;
         *) die "bad python $which" ;;
     esac
     extra=()
