@@ -174,11 +174,31 @@ def test_dump_is_asked_again_while_interrupted():
     assert calls == [((5,), {"parent": 1})] * 3
 
 
-def test_dump_interrupted_every_time_is_raised_after_a_few_attempts():
+def test_dump_interrupted_every_time_is_a_kernel_error_after_a_few_attempts():
     import pytest
-    from pyroute2.netlink.exceptions import NetlinkDumpInterrupted
+    from nvhooks.errors import KernelError
     for always in ("raise", compat.NLM_F_DUMP_INTR):
         call, calls = _answers(always)
-        with pytest.raises(NetlinkDumpInterrupted):
+        with pytest.raises(KernelError) as err:
             compat.dump(call)
         assert len(calls) == compat.DUMP_ATTEMPTS
+        assert str(err.value).startswith("netlink dump (call): interrupted 8 times in a row"), str(err.value)
+
+
+def test_filters_of_an_interrupted_dump_are_an_error_not_none(monkeypatch):
+    """netlink.dump() reads "no filters" from a refused filter dump, never from an interrupted one."""
+    import pytest
+    from nvhooks.errors import KernelError
+    clsact = {"parent": 0xFFFFFFF1, "handle": 0xFFFF0000, "attrs": [["TCA_KIND", "clsact"]]}
+
+    class Msg(dict):
+        def get_attr(self, name):
+            return dict(self["attrs"]).get(name)
+
+    class Sock:
+        def get_filters(self, *argv, **kwarg):
+            return iter([{"header": {"flags": compat.NLM_F_DUMP_INTR}}])
+
+    monkeypatch.setattr(netlink, "dev_tc", lambda sock, index: ([Msg(clsact)], []))
+    with pytest.raises(KernelError):
+        netlink.dump(Sock(), 3)

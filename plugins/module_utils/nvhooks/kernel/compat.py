@@ -9,6 +9,8 @@ at the first call and kept for the process. Nothing else in the core uses
 pyroute2 internals; everything else is pyroute2's public API.
 """
 
+from ..errors import KernelError
+
 _CHOSEN = []
 DUMP_ATTEMPTS = 8        # a dump interrupted this often in a row is reported, not retried forever
 NLM_F_DUMP_INTR = 0x10   # include/uapi/linux/netlink.h: links changed while the dump ran
@@ -52,20 +54,19 @@ def dump(call, *argv, **kwarg):
     Links added or removed during a dump that spans several reads make the
     kernel flag it NLM_F_DUMP_INTR (inconsistent). pyroute2 0.7 then raises
     NetlinkDumpInterrupted after the last message; 0.9 returns the messages
-    as they are. Either way the dump is asked again, a few times at most;
-    the last interruption is raised (0.7's exception, or one made for 0.9).
+    as they are. Either way the dump is asked again, a few times at most,
+    then a KernelError says so (a hook's one line, the agent's error log).
     """
     from pyroute2.netlink.exceptions import NetlinkDumpInterrupted
-    for attempt in range(DUMP_ATTEMPTS):
+    for _attempt in range(DUMP_ATTEMPTS):
         try:
             msgs = list(call(*argv, **kwarg))
         except NetlinkDumpInterrupted:
-            if attempt == DUMP_ATTEMPTS - 1:
-                raise
             continue
         if not any(_interrupted(m) for m in msgs):
             return msgs
-    raise NetlinkDumpInterrupted()
+    raise KernelError(f"interrupted {DUMP_ATTEMPTS} times in a row by concurrent changes of the network "
+                      "devices; try again", f"netlink dump ({getattr(call, '__name__', 'request')})")
 
 
 def _interrupted(msg):

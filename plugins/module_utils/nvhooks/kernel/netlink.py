@@ -117,9 +117,9 @@ def dump(sock, index):
     for parent in sorted(parents):
         try:
             filters += [m for m in compat.dump(sock.get_filters, index, parent=parent) if m.get_attr("TCA_KIND")]
-        except Exception as err:  # pylint: disable=broad-except  # no filters at that parent
-            if type(err).__name__ == "NetlinkDumpInterrupted":    # retried already: never "no filters"
-                raise
+        except NetvirtError:      # compat.dump() gave up on an interrupted dump: never "no filters"
+            raise
+        except Exception:  # pylint: disable=broad-except  # no filters at that parent
             continue
     return qdiscs, classes, filters
 
