@@ -122,3 +122,76 @@ def test_agent_unit_file(tmp_path):
                               check=False)
         problems = [line for line in proc.stderr.splitlines() if "netvirt-hooks-agent.service" in line]
         assert not problems, proc.stderr
+
+
+HOT_MAC = "52:54:00:13:00:09"
+
+
+def _status(root, tap=None):
+    nic = (f"<interface type='bridge'><mac address='{HOT_MAC}'/><source bridge='br0'/><target dev='{tap}'/>"
+           "</interface>") if tap else ""
+    folder = root / "run" / "libvirt" / "qemu"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "web1.xml").write_text("<domstatus state='running' pid='1'><domain type='qemu' id='1'><name>web1</name>"
+                                     f"<uuid>55555555-5555-4555-8555-555555555555</uuid><devices>{nic}</devices>"
+                                     "</domain></domstatus>")
+
+
+def _agent():
+    import logging
+    import types
+    from nvhooks.agent import main as agentmain
+    from nvhooks.policy import model
+    agent = agentmain.Agent(types.SimpleNamespace(only=None, policy="/nonexistent", uri=None, textfile=None),
+                            logging.getLogger("nvt.agent.unit"))
+    agent.host = model.parse_host_policy({"rules": [{"match": {"mac": HOT_MAC}, "inbound": {"average": "10mbit"}}]})
+    return agent
+
+
+def test_hot_plug_and_detach_without_libvirt_read_the_status_xml(run_root, tmp_path, monkeypatch, caplog):
+    """No libvirt connection (link None): the guest's ports come from its status XML, as in the
+    real-kernel lane's tests/realkernel/test_agent_vlan_hotplug.py; here converge.guest is recorded."""
+    import logging
+    from nvhooks.agent import converge
+    seen, answers = [], [(["web1 port 0 (vnet9, x): add qdisc htb"], {"vnet9"}, []), ([], {"vnet9"}, []),
+                         ([], set(), [])]
+    monkeypatch.setattr(converge, "guest", lambda domain, host, log, previous=(): (
+        seen.append(([i.target_dev for i in domain.interfaces], set(previous))) or answers[len(seen) - 1]))
+    monkeypatch.setattr(converge, "collect", lambda log, in_use: ["ifb nvo1: no redirect on vnet9 uses it"]
+                        if not in_use(HOT_MAC) else [])
+    caplog.set_level(logging.INFO, "nvt.agent.unit")
+    agent = _agent()
+    _status(tmp_path, "vnet9")
+    agent.process([("guest", "web1", "device net0 attached", 0.0)])
+    agent.process([("guest", "web1", "device net0 attached", 0.0)])    # again: nothing to say
+    _status(tmp_path)                                                 # libvirt saved it without the NIC
+    agent.process([("guest", "web1", "device net0 detached", 0.0), ("gc", None, "device net0 detached", 0.0)])
+    assert seen == [(["vnet9"], set()), (["vnet9"], {"vnet9"}), ([], {"vnet9"})]
+    assert [r.getMessage() for r in caplog.records] == [
+        "guest web1 (device net0 attached): web1 port 0 (vnet9, x): add qdisc htb",
+        "orphan removed: ifb nvo1: no redirect on vnet9 uses it"]
+    assert agent.taps == {"web1": []} and agent.shaped == {"web1": set()}
+
+
+def test_converge_logs_a_dump_given_up_on_and_goes_on(monkeypatch):
+    """A kernel-layer error (here compat.dump() giving up on an interrupted dump) is an error line
+    per part; the agent's loop never sees an exception from it."""
+    import logging
+    from nvhooks.agent import converge
+    from nvhooks.errors import KernelError
+    from nvhooks.policy import domxml
+    from nvhooks.shaping import hook as shapehook
+    from nvhooks.vlan import hook as vlanhook
+
+    def interrupted(*_argv, **_kwarg):
+        raise KernelError("interrupted 8 times in a row by concurrent changes of the network devices; try again",
+                          "netlink dump (get_links)")
+    monkeypatch.setattr(vlanhook, "apply_guest", interrupted)
+    monkeypatch.setattr(shapehook, "apply_guest", interrupted)
+    domain = domxml.parse_domain(
+        f"<domain type='qemu'><name>web1</name><uuid>55555555-5555-4555-8555-555555555555</uuid><devices>"
+        f"<interface type='bridge'><mac address='{HOT_MAC}'/><source bridge='br0'/><target dev='vnet9'/>"
+        "</interface></devices></domain>".encode())
+    changes, shaped, errors = converge.guest(domain, _agent().host, logging.getLogger("nvt.agent.unit"))
+    assert changes == [] and shaped == {"vnet9"}
+    assert [e.split(":")[0] for e in errors] == ["VLANs", "shaping"] and all("get_links" in e for e in errors)
