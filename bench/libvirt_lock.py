@@ -23,3 +23,18 @@ def hold(why):
         print(f"waiting for {LOCK} ({why})", flush=True)
         fcntl.flock(handle, fcntl.LOCK_EX)
     return handle
+
+
+def ensure_libvirtd(timeout=60.0):
+    """Start virtlogd and libvirtd (as the libvirt lane does) unless they run; wait until libvirtd answers."""
+    import subprocess  # pylint: disable=import-outside-toplevel
+    import time  # pylint: disable=import-outside-toplevel
+    for daemon in ("virtlogd", "libvirtd"):
+        if subprocess.run(["pgrep", "-x", daemon], capture_output=True, check=False).returncode != 0:
+            subprocess.run([daemon, "-d"], check=True)
+    deadline = time.monotonic() + timeout
+    while subprocess.run(["virsh", "-c", "qemu:///system", "version"], capture_output=True,
+                         check=False).returncode != 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"libvirtd did not answer within {timeout:g} s")
+        time.sleep(0.5)

@@ -202,3 +202,35 @@ def test_filters_of_an_interrupted_dump_are_an_error_not_none(monkeypatch):
     monkeypatch.setattr(netlink, "dev_tc", lambda sock, index: ([Msg(clsact)], []))
     with pytest.raises(KernelError):
         netlink.dump(Sock(), 3)
+
+
+def _in_child(code):
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": ":".join(sys.path)})
+    return out.stdout.strip()
+
+
+def test_light_pyroute2_loads_only_what_the_core_uses():
+    # pyroute2's __init__ loads every entry point (NDB with sqlite3, IPDB, ...) and 0.7's
+    # IPRoute mixin module pulls in unittest.mock: megabytes the hook and the agent never use
+    # (0.9's iprsocket imports unittest.mock itself: only 0.7's is avoidable)
+    heavy = ("pyroute2.ndb", "pyroute2.ipdb", "sqlite3", "importlib.metadata") + (("unittest",) if SEAM[PYROUTE2] == "0.7" else ())
+    code = ("import sys; from nvhooks.kernel import netlink, compat; compat.impl(); "
+            "from pyroute2.netlink.rtnl.tcmsg import tcmsg; from pyroute2.netlink.exceptions import NetlinkError; "
+            f"print(netlink.ipr.__name__, sorted(m for m in {heavy!r} if m in sys.modules))")
+    assert _in_child(code) == "ipr []"
+
+
+def test_light_pyroute2_still_gives_the_whole_library_on_demand():
+    # another user of pyroute2 in the same process (a module, a test) asks for a top-level name
+    code = ("from nvhooks.kernel import compat; compat.light(); import pyroute2; "
+            "from pyroute2 import IPRoute, NDB, netns; import sys; lab = sys.modules.get('pyroute2.lab'); "
+            "print(IPRoute.__name__, NDB.__name__, netns.__name__, getattr(lab, 'use_mock', False), "
+            "hasattr(pyroute2, 'NoSuchName'))")
+    assert _in_child(code) == "IPRoute NDB pyroute2.netns False False"
+
+
+def test_light_is_a_no_op_when_pyroute2_is_imported_already():
+    code = ("import pyroute2; from nvhooks.kernel import compat; compat.light(); import sys; "
+            "print(sys.modules['pyroute2'] is pyroute2, hasattr(pyroute2, 'NDB'))")
+    assert _in_child(code) == "True True"

@@ -21,7 +21,7 @@ import importlib.util
 import os
 import struct
 
-from . import compat
+from . import compat, watch
 # the shaping code calls these as netlink.*: they live in links.py
 from .links import add_ifb, del_links, ifb_links, link_index, lookup, lookup_index, set_link, unfinished_ifb  # noqa: F401  pylint: disable=unused-import
 from ..errors import NetvirtError
@@ -31,6 +31,7 @@ def require():
     """Import pyroute2 or raise a clear error."""
     if importlib.util.find_spec("pyroute2") is None:
         raise NetvirtError("the Python library pyroute2 is required for shaping and VLANs (Debian: python3-pyroute2)")
+    compat.light()
 
 
 def ipr(netns=None):
@@ -53,8 +54,10 @@ def ipr(netns=None):
 def _tc_get(sock, msg_type, index, parent=0, handle=0, dump=False):
     """tc messages answering one request built here (pyroute2's own helpers cannot say what we need).
 
-    A qdisc GET is answered only with NLM_F_ECHO (otherwise the kernel
-    broadcasts the answer to the TC group); ENOENT/EINVAL mean "none there".
+    A qdisc GET is answered only with NLM_F_ECHO; the kernel broadcasts the
+    answer to the TC group as well, as RTM_NEWQDISC from this socket, so the
+    socket is registered with watch.py (the agent's drift watch then knows the
+    notification is our read, not a change). ENOENT/EINVAL mean "none there".
     """
     from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_ECHO, NLM_F_REQUEST
     from pyroute2.netlink.rtnl.tcmsg import tcmsg
@@ -64,6 +67,8 @@ def _tc_get(sock, msg_type, index, parent=0, handle=0, dump=False):
     msg["parent"] = parent
     msg["handle"] = handle
     flags = NLM_F_REQUEST | (NLM_F_DUMP if dump else NLM_F_ACK | NLM_F_ECHO)
+    if not dump:
+        watch.own_socket(sock)          # before the request: the broadcast may be read first
     try:
         out = compat.dump(compat.request, sock, msg, msg_type, flags) if dump else compat.request(sock, msg, msg_type, flags)
     except Exception as err:  # pylint: disable=broad-except
@@ -88,11 +93,13 @@ def dev_tc(sock, index):
     builtin and invisible (default) qdiscs, which the dump leaves out too.
     """
     from pyroute2.netlink.rtnl import RTM_GETQDISC, RTM_GETTCLASS
+    # the class dump first: it binds a fresh socket (a port id for _tc_get to register)
+    # without a broadcast, so even the first GET's broadcast is known as ours
+    classes = [m for m in _tc_get(sock, RTM_GETTCLASS, index, dump=True) if m["index"] == index]
     roots = _tc_get(sock, RTM_GETQDISC, index, parent=0xFFFFFFFF)
     if any(m["handle"] and m.get_attr("TCA_KIND") not in _TARGETED_ROOTS for m in roots):
         return ([m for m in compat.dump(sock.get_qdiscs) if m["index"] == index],
                 compat.dump(sock.get_classes, index))
-    classes = [m for m in _tc_get(sock, RTM_GETTCLASS, index, dump=True) if m["index"] == index]
     qdiscs = [m for m in roots if m["index"] == index]
     qdiscs += _tc_get(sock, RTM_GETQDISC, index, parent=0xFFFFFFF1)
     for cls in classes:

@@ -9,8 +9,10 @@ same on every pyroute2 version, so no pyroute2 internals are needed here.
 Reading the objects themselves stays with netlink.py / live.py.
 """
 
+import collections
 import socket
 import struct
+import threading
 
 RTMGRP_LINK = 0x1
 RTMGRP_TC = 0x8
@@ -19,15 +21,39 @@ _TYPES = {16: ("link", "new"), 17: ("link", "del"), 36: ("qdisc", "new"), 37: ("
 _IFLA_IFNAME, _IFLA_IFALIAS = 3, 20
 _NLMSG_HDR = struct.Struct("=IHHII")
 _IFINDEX = struct.Struct("=i")          # at offset 4 of ifinfomsg and of tcmsg
+# netlink port ids of this process's sockets that asked the kernel for a qdisc
+# by GET: the kernel also broadcasts each answer to the TC group (as if the
+# qdisc were new), which a watcher must not take for a change. Bounded: a
+# port id closed long ago may be reused by another process.
+_OWN = collections.deque(maxlen=64)
+_OWN_LOCK = threading.Lock()
+
+
+def own_socket(sock):
+    """Remember ``sock``'s port id: notifications it causes are not changes (see _OWN)."""
+    try:
+        port = sock.getsockname()[0]
+    except (OSError, AttributeError, TypeError, IndexError):
+        return
+    if port:
+        with _OWN_LOCK:
+            if port not in _OWN:
+                _OWN.append(port)
+
+
+def is_own(port):
+    with _OWN_LOCK:
+        return port in _OWN
 
 
 class Note:
     """One notification: what (link, qdisc, class, filter), new or del, on which device."""
 
-    __slots__ = ("what", "action", "index", "name", "alias")
+    __slots__ = ("what", "action", "index", "name", "alias", "port")
 
-    def __init__(self, what, action, index, name=None, alias=None):
+    def __init__(self, what, action, index, name=None, alias=None, port=0):
         self.what, self.action, self.index, self.name, self.alias = what, action, index, name, alias
+        self.port = port                # netlink port id of the socket that caused it (0: the kernel)
 
     def __repr__(self):
         return f"Note({self.what} {self.action} #{self.index} {self.name or ''} {self.alias or ''})"
@@ -53,14 +79,16 @@ class Monitor:
         except OSError as err:
             # ENOBUFS: notifications were lost; the caller re-checks everything
             return [Note("overrun", "lost", -1, alias=str(err))]
-        return list(parse(data))
+        # a GET answer broadcast to the group is our read, not a change: without
+        # this, every converge's reads would wake the next converge, for ever
+        return [note for note in parse(data) if not (note.action == "new" and is_own(note.port))]
 
 
 def parse(data):
     """Notes from one netlink datagram (several messages)."""
     offset = 0
     while offset + _NLMSG_HDR.size <= len(data):
-        length, mtype, _flags, _seq, _pid = _NLMSG_HDR.unpack_from(data, offset)
+        length, mtype, _flags, _seq, port = _NLMSG_HDR.unpack_from(data, offset)
         if length < _NLMSG_HDR.size:
             break
         kind = _TYPES.get(mtype)
@@ -70,7 +98,7 @@ def parse(data):
             name = alias = None
             if kind[0] == "link":
                 name, alias = _link_attrs(data, body + 16, offset + length)
-            yield Note(kind[0], kind[1], index, name, alias)
+            yield Note(kind[0], kind[1], index, name, alias, port)
         offset += (length + 3) & ~3
 
 
