@@ -44,7 +44,8 @@ class Agent:
         self.started = {}             # guest -> time.monotonic() its last converge began
         self.taps = {}                # guest -> its tap names (drift routing)
         self.timers = []              # [(monotonic time, kind, guest, why)]
-        self.link = self.watch = self.metrics_server = None
+        self.link = self.watch = self.metrics_server = self.server = None
+        self.apply_lock = threading.Lock()   # one apply at a time: our converges and hook hand-offs (serve.py)
         self.was_up, self.next_metrics = False, 0.0
 
     # ------------------------------------------------------------ inputs
@@ -79,6 +80,9 @@ class Agent:
         self.link = libvirt_link.Link(self.opts.uri, self.on_libvirt, self.log)
         self.watch = drift.Watch(self.enqueue, self.log)
         self.start_metrics()
+        from . import serve
+        self.server = serve.Server(self, self.log)
+        self.server.start()
         self.log.info("agent started (pid %d, libvirt %s, policy %s)", os.getpid(), self.opts.uri,
                       self.opts.policy)
         self.converge_all("agent start")
@@ -102,6 +106,7 @@ class Agent:
                 last_tick = time.monotonic()
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
+        self.server.stop()
         self.log.info("agent stopped")
 
     def process(self, batch):
@@ -182,6 +187,10 @@ class Agent:
         return None if found is None else domxml.read_status_xml(found[1])
 
     def converge_guest(self, guest, why, is_drift=False):
+        with self.apply_lock:
+            self._converge_guest(guest, why, is_drift)
+
+    def _converge_guest(self, guest, why, is_drift):
         if self.host is None:
             return
         if not self.mine(guest):
