@@ -8,7 +8,9 @@ the agent). Owner and peer checks use real files and a real second uid.
 """
 import os
 import re
+import shutil
 import socket
+import tempfile
 import threading
 import time
 import types
@@ -36,12 +38,15 @@ class Log:
 
 
 @pytest.fixture
-def tree(tmp_path, monkeypatch):
-    monkeypatch.setenv("NETVIRT_HOOKS_ROOT", str(tmp_path))
+def tree(monkeypatch):
+    # a short root: a Unix socket's path holds at most 107 bytes, pytest's tmp_path is longer
+    root = tempfile.mkdtemp(prefix="nvh-")
+    monkeypatch.setenv("NETVIRT_HOOKS_ROOT", root)
     monkeypatch.delenv("NETVIRT_HOOKS_HANDOFF", raising=False)
-    made = Tree(tmp_path)
+    made = Tree(root)
     made.dispatcher_conf("syslog: no\n")
-    return made
+    yield made
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
