@@ -67,8 +67,8 @@ def tree(root, scripts, policy=False):
     return hooks + "/qemu"
 
 
-SHAPED_POLICY = json.dumps({"rules": [{"match": {"guest": "bench"}, "inbound": {"average": "100mbit"},
-                                        "outbound": {"average": "50mbit"}}]})
+SHAPED_POLICY = json.dumps({"rules": [
+    {"match": {"guest": "bench"}, "inbound": {"average": "100mbit"}, "outbound": {"average": "50mbit"}}]})
 LAUNCH = ("import sys; sys.path.insert(0, sys.argv.pop(1)); from nvhooks.cli import main; "
           "sys.exit(main(sys.argv[1:]))")
 
