@@ -261,3 +261,20 @@ def test_an_agent_that_never_greets_means_local(tree):
         assert handoff.ask(event, "shapehook", 20, time.monotonic() + 10, 10) is None
     finally:
         wedged.close()
+
+
+@pytest.mark.parametrize("value", [
+    {"v": 1, "args": ["we\"ird \\ name", "start", "begin", "-"], "budget": 1799.5, "x": None, "ok": True},
+    {"args": ["\udcff\udcfe odd bytes", "é", "\n"]},
+])
+def test_the_header_codec_is_json(value):
+    import json
+    text = handoff.dumps(value)
+    assert json.loads(text) == value
+    assert handoff.loads(text.encode("ascii")) == value
+
+
+@pytest.mark.parametrize("data", [b"", b"{", b"[1] [2]", b"NaN", b"\xff"])
+def test_the_answer_codec_refuses_what_is_not_one_json_value(data):
+    with pytest.raises((ValueError, StopIteration)):
+        handoff.loads(data)

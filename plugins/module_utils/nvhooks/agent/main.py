@@ -14,6 +14,9 @@ at a time, so the agent never races itself):
   guest, since events missed while it was down are lost), the host policy
   file (re-read on change), delayed orphan collection, metrics.
 
+Hook events handed off by the hook (serve.py) run on the server's threads,
+one apply at a time with the above (``apply_lock``, per guest).
+
 A burst of notifications settles for SETTLE seconds and becomes one converge
 per guest. Held guests (holds.py) are left alone. Only root runs it; two
 agents never run at once (a root-only flock under the run dir).
@@ -250,7 +253,9 @@ class Agent:
         from ..guests import running
         if holds.held() is not None:
             return
-        for text in converge.collect(self.log, running.has_mac):
+        with self.apply_lock:
+            removed = converge.collect(self.log, running.has_mac)
+        for text in removed:
             self.log.info("orphan removed: %s", text)
 
     def _publish_taps(self):
