@@ -278,3 +278,13 @@ def test_the_header_codec_is_json(value):
 def test_the_answer_codec_refuses_what_is_not_one_json_value(data):
     with pytest.raises((ValueError, StopIteration)):
         handoff.loads(data)
+
+
+def test_a_request_queued_past_its_deadline_fails_the_step_and_is_never_run(tree, agent):
+    event = Event("qemu", ["g1", "started", "begin", "-"], XML)
+    with agent.agent.apply_lock:          # the agent busy with a guest of its own
+        answer = handoff.ask(event, "shapehook", 20, time.monotonic() + 0.3, 0.3)
+        time.sleep(1.5)                   # the agent gives the request up 1 s after the hook did
+    assert answer.wanted and "no answer from the netvirt-hooks agent" in answer.error
+    time.sleep(0.2)
+    assert agent.served == 0

@@ -201,9 +201,14 @@ class Server:
         log.setLevel(collect.level)
         answer = {"wanted": False, "records": collect.records}
         budget = head.get("budget")
-        with self.agent.apply_lock:
+        budget = float(budget) if isinstance(budget, (int, float)) else None
+        # the hook stops waiting at its deadline (and fails the step): a request still queued
+        # a little after it is not run at all
+        if not self.agent.apply_lock.acquire(timeout=-1 if budget is None else max(0.0, budget) + 1.0):
+            raise Declined("the agent was busy past the event's deadline")
+        try:
             began = time.monotonic()
-            locks.set_deadline(began + float(budget) if isinstance(budget, (int, float)) else None)
+            locks.set_deadline(None if budget is None else began + budget)
             try:
                 answer["wanted"] = bool(handler.wants(event, xml, _LazyHost(self.policy)))
                 if answer["wanted"]:
@@ -224,5 +229,7 @@ class Server:
                 if answer["wanted"] and event.guest:
                     # our own changes are not drift: the agent's watch leaves this guest be
                     self.agent.started[event.guest] = time.monotonic()
+        finally:
+            self.agent.apply_lock.release()
         self.served += 1
         return answer
