@@ -190,10 +190,6 @@ class Agent:
         return None if found is None else domxml.read_status_xml(found[1])
 
     def converge_guest(self, guest, why, is_drift=False):
-        with self.apply_lock:
-            self._converge_guest(guest, why, is_drift)
-
-    def _converge_guest(self, guest, why, is_drift):
         if self.host is None:
             return
         if not self.mine(guest):
@@ -213,7 +209,10 @@ class Agent:
             self.taps.pop(guest, None)
             self._publish_taps()
             return
-        changes, now, errors = converge.guest(domain, self.host, self.log, self.shaped.get(guest, ()))
+        # the live XML above came from libvirt outside the apply lock: libvirt may be waiting
+        # on a hook that waits on this lock (serve.py); under it, no libvirt call
+        with self.apply_lock:
+            changes, now, errors = converge.guest(domain, self.host, self.log, self.shaped.get(guest, ()))
         known = self.taps.get(guest, ())
         self.shaped[guest] = now
         self.taps[guest] = [i.target_dev for i in domain.interfaces if i.target_dev]
