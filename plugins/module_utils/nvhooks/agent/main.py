@@ -14,6 +14,9 @@ at a time, so the agent never races itself):
   guest, since events missed while it was down are lost), the host policy
   file (re-read on change), delayed orphan collection, metrics.
 
+Hook events handed off by the hook (serve.py) run on the server's threads,
+one apply at a time with the above (``apply_lock``, per guest).
+
 A burst of notifications settles for SETTLE seconds and becomes one converge
 per guest. Held guests (holds.py) are left alone. Only root runs it; two
 agents never run at once (a root-only flock under the run dir).
@@ -44,7 +47,8 @@ class Agent:
         self.started = {}             # guest -> time.monotonic() its last converge began
         self.taps = {}                # guest -> its tap names (drift routing)
         self.timers = []              # [(monotonic time, kind, guest, why)]
-        self.link = self.watch = self.metrics_server = None
+        self.link = self.watch = self.metrics_server = self.server = None
+        self.apply_lock = threading.Lock()   # one apply at a time: our converges and hook hand-offs (serve.py)
         self.was_up, self.next_metrics = False, 0.0
 
     # ------------------------------------------------------------ inputs
@@ -79,6 +83,9 @@ class Agent:
         self.link = libvirt_link.Link(self.opts.uri, self.on_libvirt, self.log)
         self.watch = drift.Watch(self.enqueue, self.log)
         self.start_metrics()
+        from . import serve
+        self.server = serve.Server(self, self.log)
+        self.server.start()
         self.log.info("agent started (pid %d, libvirt %s, policy %s)", os.getpid(), self.opts.uri,
                       self.opts.policy)
         self.converge_all("agent start")
@@ -102,6 +109,7 @@ class Agent:
                 last_tick = time.monotonic()
         if self.metrics_server is not None:
             self.metrics_server.shutdown()
+        self.server.stop()
         self.log.info("agent stopped")
 
     def process(self, batch):
@@ -201,7 +209,10 @@ class Agent:
             self.taps.pop(guest, None)
             self._publish_taps()
             return
-        changes, now, errors = converge.guest(domain, self.host, self.log, self.shaped.get(guest, ()))
+        # the live XML above came from libvirt outside the apply lock: libvirt may be waiting
+        # on a hook that waits on this lock (serve.py); under it, no libvirt call
+        with self.apply_lock:
+            changes, now, errors = converge.guest(domain, self.host, self.log, self.shaped.get(guest, ()))
         known = self.taps.get(guest, ())
         self.shaped[guest] = now
         self.taps[guest] = [i.target_dev for i in domain.interfaces if i.target_dev]
@@ -241,7 +252,9 @@ class Agent:
         from ..guests import running
         if holds.held() is not None:
             return
-        for text in converge.collect(self.log, running.has_mac):
+        with self.apply_lock:
+            removed = converge.collect(self.log, running.has_mac)
+        for text in removed:
             self.log.info("orphan removed: %s", text)
 
     def _publish_taps(self):

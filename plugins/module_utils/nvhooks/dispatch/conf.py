@@ -104,7 +104,7 @@ class DispatcherConf:
 
     KEYS = ("log_level", "timeout", "event_timeout", "grace", "log_dir",
             "events_dir", "custom_dir", "syslog", "builtins", "log_max_age_days",
-            "log_max_files_per_guest")
+            "log_max_files_per_guest", "handoff")
 
     def __init__(self, values=None, source="dispatcher.conf"):
         values = dict(values or {})
@@ -123,6 +123,8 @@ class DispatcherConf:
         self.custom_dir = _abs(values.get("custom_dir"), paths.custom_dir(), f"{source}: custom_dir")
         self.syslog = boolean(values.get("syslog", "yes"), f"{source}: syslog")
         self.builtins = boolean(values.get("builtins", "yes"), f"{source}: builtins")
+        # guest events' built-in steps run in a running agent (dispatch/handoff.py)
+        self.handoff = boolean(values.get("handoff", "yes"), f"{source}: handoff")
         self.log_max_age_days = count(values.get("log_max_age_days", DEFAULT_LOG_MAX_AGE_DAYS),
                                       f"{source}: log_max_age_days", 36500)
         self.log_max_files_per_guest = count(values.get("log_max_files_per_guest", DEFAULT_LOG_MAX_FILES),

@@ -228,6 +228,8 @@ class Dispatcher:
         # the handlers' lock waits end with the event's budget, not 30 s per lock
         locks.set_deadline(self.deadline)
         try:
+            if step.function == "handle" and self._handed_off(step, rec):
+                return
             if step.function == "handle":
                 if not handler.wants(self.event, self.event.stdin, _LazyHost(self)):
                     return
@@ -251,6 +253,23 @@ class Dispatcher:
             import traceback
             rec.add("DEBUG", traceback.format_exc())
             self._handler_failed(step, rec, f"internal error: {err!r}")
+
+    def _handed_off(self, step, rec):
+        """Run the step in a running agent (dispatch/handoff.py); False: run it here."""
+        from . import handoff
+        if not handoff.enabled(self.dconf):
+            return False
+        answer = handoff.ask(self.event, step.handler.name, rec.threshold, self.deadline, self.dconf.event_timeout)
+        if answer is None:
+            return False
+        if answer.wanted:
+            answer.replay(self.event, rec, hooklog.syslog)
+            if answer.error is not None:
+                self._handler_failed(step, rec, answer.error)
+            else:
+                self._flush(rec)
+                self._summary("INFO", step, f"done in {answer.took * 1000:.0f} ms", answer.took)
+        return True
 
     def _handler_failed(self, step, rec, reason):
         if self.event.aborts_on_failure and self.event.op != "reconnect":
