@@ -195,3 +195,34 @@ def test_converge_logs_a_dump_given_up_on_and_goes_on(monkeypatch):
     changes, shaped, errors = converge.guest(domain, _agent().host, logging.getLogger("nvt.agent.unit"))
     assert changes == [] and shaped == {"vnet9"}
     assert [e.split(":")[0] for e in errors] == ["VLANs", "shaping"] and all("get_links" in e for e in errors)
+
+
+def test_a_bug_in_one_guests_converge_is_one_line_and_the_loop_goes_on(monkeypatch, caplog):
+    """An unexpected exception on the event path (not a NetvirtError) must end neither the agent's
+    main loop nor the other guests' converges: one error line per guest."""
+    import logging
+    from nvhooks.agent import converge
+    done = []
+
+    def buggy(domain, host, log, previous=()):
+        if domain.name == "web1":
+            raise AttributeError("a bug")
+        done.append(domain.name)
+        return [], set(), []
+    monkeypatch.setattr(converge, "guest", buggy)
+    monkeypatch.setattr(converge, "collect", lambda log, in_use: [])
+    caplog.set_level(logging.INFO, "nvt.agent.unit")
+    agent = _agent()
+    agent._domain = _domain_named       # two guests, no libvirt
+    agent.process([("guest", "web1", "device net0 attached", 0.0), ("guest", "web2", "metadata changed", 0.0)])
+    assert done == ["web2"]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [
+        "guest web1: internal error: AttributeError('a bug')"]
+
+
+def _domain_named(name):
+    from nvhooks.policy import domxml
+    return domxml.parse_domain(
+        f"<domain type='qemu'><name>{name}</name><uuid>55555555-5555-4555-8555-55555555555{name[-1]}</uuid>"
+        f"<devices><interface type='ethernet'><mac address='{HOT_MAC}'/><target dev='vnet{name[-1]}'/>"
+        "</interface></devices></domain>".encode())

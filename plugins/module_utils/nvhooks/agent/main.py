@@ -129,7 +129,7 @@ class Agent:
                     if why not in whys:
                         whys.append(why)
             for guest, (events, notes) in guests.items():
-                self.converge_guest(guest, "; ".join((events + notes)[:3]), not events)
+                self.converge_safely(guest, "; ".join((events + notes)[:3]), not events)
         if "gc" in kinds:
             self.collect()
             self.timers.append((time.monotonic() + REGC_AFTER, "gc-late", None, "after a detach or stop"))
@@ -236,12 +236,15 @@ class Agent:
             self.shaped.pop(gone, None)
             self.taps.pop(gone, None)
         for name in names:
-            try:
-                self.converge_guest(name, why)
-            except Exception as err:  # pylint: disable=broad-except
-                # one guest's bug must not stop the others
-                self.log.error("guest %s: internal error: %r", name, err)
+            self.converge_safely(name, why)
         self.collect()
+
+    def converge_safely(self, guest, why, is_drift=False):
+        """converge_guest, where a bug is one error line: it must stop neither the others nor the agent."""
+        try:
+            self.converge_guest(guest, why, is_drift)
+        except Exception as err:  # pylint: disable=broad-except
+            self.log.error("guest %s: internal error: %r", guest, err)
 
     def mine(self, guest):
         """--only GLOB: a staged roll-out (or a test) manages some guests only."""
