@@ -288,3 +288,20 @@ def test_a_request_queued_past_its_deadline_fails_the_step_and_is_never_run(tree
     assert answer.wanted and "no answer from the netvirt-hooks agent" in answer.error
     time.sleep(0.2)
     assert agent.served == 0
+
+
+def test_waiting_for_the_apply_lock_spends_the_hook_s_budget(tree, agent, monkeypatch):
+    """The handler's lock waits end at the hook's deadline, not a full budget after the agent got free."""
+    from nvhooks import locks
+    from nvhooks.dispatch import handlers
+    shape = next(h for h in handlers.REGISTRY if h.name == "shapehook")
+    seen = []
+    monkeypatch.setattr(shape, "wants", lambda event, raw, host: True)
+    monkeypatch.setattr(shape, "handle", lambda event, domain, host, log: seen.append(locks._deadline[0]))
+    lock = agent.agent.apply_lock
+    lock.acquire()                        # the agent busy with a guest of its own for a while
+    threading.Timer(0.5, lock.release).start()
+    hook_deadline = time.monotonic() + 5.0
+    answer = handoff.ask(Event("qemu", ["g1", "started", "begin", "-"], XML), "shapehook", 20, hook_deadline, 5.0)
+    assert answer.error is None and len(seen) == 1
+    assert seen[0] <= hook_deadline + 0.1     # before the fix: the 0.5 s wait was added on top

@@ -201,14 +201,19 @@ class Server:
         log.setLevel(collect.level)
         answer = {"wanted": False, "records": collect.records}
         budget = head.get("budget")
-        budget = float(budget) if isinstance(budget, (int, float)) else None
-        # the hook stops waiting at its deadline (and fails the step): a request still queued
-        # a little after it is not run at all
-        if not self.agent.apply_lock.acquire(timeout=-1 if budget is None else max(0.0, budget) + 1.0):
+        # the hook's deadline, on our clock: waiting for the apply lock spends it too
+        deadline = time.monotonic() + float(budget) if isinstance(budget, (int, float)) else None
+        # the hook stops waiting at its deadline (and fails the step): a request still queued then
+        # is not run at all (the second more lets the hook time out first, so it never reads a
+        # decline and runs the step late itself), and one that got the lock runs with what is left
+        if not self.agent.apply_lock.acquire(timeout=-1 if deadline is None
+                                             else max(0.0, deadline - time.monotonic()) + 1.0):
             raise Declined("the agent was busy past the event's deadline")
         try:
             began = time.monotonic()
-            locks.set_deadline(None if budget is None else began + budget)
+            if deadline is not None and began >= deadline:
+                raise Declined("the agent was busy past the event's deadline")
+            locks.set_deadline(deadline)
             try:
                 answer["wanted"] = bool(handler.wants(event, xml, _LazyHost(self.policy)))
                 if answer["wanted"]:
