@@ -226,3 +226,31 @@ def _domain_named(name):
         f"<domain type='qemu'><name>{name}</name><uuid>55555555-5555-4555-8555-55555555555{name[-1]}</uuid>"
         f"<devices><interface type='ethernet'><mac address='{HOT_MAC}'/><target dev='vnet{name[-1]}'/>"
         "</interface></devices></domain>".encode())
+
+
+def test_cyclic_garbage_of_an_apply_is_collected_at_the_next_tick_and_only_after_work(run_root):
+    """pyroute2's messages refer to themselves: the agent collects them after work, not while idle."""
+    import gc
+    import weakref
+
+    class Msg:
+        pass
+
+    def garbage():
+        msg = Msg()
+        msg.chain = [msg]
+        return weakref.ref(msg)
+    agent = _agent()
+    enabled = gc.isenabled()
+    gc.disable()                          # only the agent's own collection may free it
+    try:
+        idle = garbage()
+        agent.collect_garbage()
+        assert idle() is not None         # no work since the last tick: no collection
+        agent.converge_safely("web1", "device net0 attached")    # no status XML: no ports, still work
+        assert agent.garbage
+        agent.collect_garbage()
+        assert idle() is None and not agent.garbage
+    finally:
+        if enabled:
+            gc.enable()

@@ -22,6 +22,7 @@ per guest. Held guests (holds.py) are left alone. Only root runs it; two
 agents never run at once (a root-only flock under the run dir).
 """
 
+import gc
 import os
 import queue
 import signal
@@ -50,6 +51,7 @@ class Agent:
         self.link = self.watch = self.metrics_server = self.server = None
         self.apply_lock = threading.Lock()   # one apply at a time: our converges and hook hand-offs (serve.py)
         self.was_up, self.next_metrics = False, 0.0
+        self.garbage = False          # an apply ran since the last tick (collect_garbage)
 
     # ------------------------------------------------------------ inputs
     def enqueue(self, kind, guest, why):
@@ -135,6 +137,7 @@ class Agent:
             self.timers.append((time.monotonic() + REGC_AFTER, "gc-late", None, "after a detach or stop"))
 
     def tick(self):
+        self.collect_garbage()
         if not self.link.up:
             if self.link.ensure():
                 self.log.info("connected to libvirt (%s)", self.opts.uri)
@@ -155,6 +158,14 @@ class Agent:
         if self.opts.textfile and now >= self.next_metrics:
             self.next_metrics = now + self.opts.metrics_interval
             self.write_metrics()
+
+    def collect_garbage(self):
+        """pyroute2's messages refer to themselves (``chain``): only the cyclic GC frees them, and
+        its thresholds let an apply's dumps pile up (10 MiB more RSS with 50 guests). Once a tick,
+        after work only: idle costs nothing, and a hook's hand-off never waits for it."""
+        if self.garbage:
+            self.garbage = False
+            gc.collect()
 
     # ------------------------------------------------------------ policy
     def _stamp(self):
@@ -199,6 +210,7 @@ class Agent:
             self.log.info("guest %s: %s: not touched, %s", guest, why, held)
             return
         self.started[guest] = time.monotonic()
+        self.garbage = True
         try:
             domain = self._domain(guest)
         except NetvirtError as err:
@@ -255,6 +267,7 @@ class Agent:
         from ..guests import running
         if holds.held() is not None:
             return
+        self.garbage = True
         with self.apply_lock:
             removed = converge.collect(self.log, running.has_mac)
         for text in removed:

@@ -237,4 +237,5 @@ class Server:
         finally:
             self.agent.apply_lock.release()
         self.served += 1
+        self.agent.garbage = True      # collected at the agent's next tick, not on the hook's time
         return answer
