@@ -56,6 +56,12 @@ def proc_figures(pid):
     return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024, cpu_seconds(pid)
 
 
+def pss_mib(pid):
+    """Proportional set size: shared pages (libvirt.so, which libvirtd maps too) counted by share."""
+    with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as handle:
+        return next(int(line.split()[1]) for line in handle if line.startswith("Pss:")) / 1024
+
+
 def cpu_seconds(pid):
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
@@ -116,9 +122,10 @@ def measure(count, window, tmp, tree):
         start = time.monotonic()
         time.sleep(window)
         rss, hwm, cpu1 = proc_figures(agent.pid)
+        pss = pss_mib(agent.pid)
         guests1 = sum(cpu_seconds(pid) for pid in qemus)
         elapsed = time.monotonic() - start
-        return {"guests": count, "rss_mib": rss, "peak_rss_mib": hwm,
+        return {"guests": count, "rss_mib": rss, "pss_mib": pss, "peak_rss_mib": hwm,
                 "idle_cpu_pct_of_one_core": 100.0 * (cpu1 - cpu0) / elapsed,
                 "guests_cpu_pct_of_one_core": 100.0 * (guests1 - guests0) / elapsed,
                 "load": os.getloadavg()[0]}
@@ -143,11 +150,11 @@ def main():
     lock = libvirt_lock.hold("agent cost bench: guests")  # noqa: F841  pylint: disable=unused-variable
     libvirt_lock.ensure_libvirtd()
     with tempfile.TemporaryDirectory(prefix="nvtb-agent-") as tmp:
-        print(f"{'guests':>6} {'RSS MiB':>8} {'peak MiB':>9} {'agent CPU % of a core':>22} "
+        print(f"{'guests':>6} {'RSS MiB':>8} {'PSS MiB':>8} {'peak MiB':>9} {'agent CPU % of a core':>22} "
               f"{'guests CPU % of a core':>23} {'load':>5}")
         for count in (int(c) for c in args.guests.split(",")):
             row = measure(count, args.window, tmp, args.tree)
-            print(f"{row['guests']:>6} {row['rss_mib']:>8.1f} {row['peak_rss_mib']:>9.1f} "
+            print(f"{row['guests']:>6} {row['rss_mib']:>8.1f} {row['pss_mib']:>8.1f} {row['peak_rss_mib']:>9.1f} "
                   f"{row['idle_cpu_pct_of_one_core']:>22.2f} {row['guests_cpu_pct_of_one_core']:>23.1f} "
                   f"{row['load']:>5.2f}", flush=True)
     print("target: RSS under 40 MiB, agent CPU under 1% of one core when idle (2 shared cores here)")
