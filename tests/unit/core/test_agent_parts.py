@@ -197,7 +197,7 @@ def test_converge_logs_a_dump_given_up_on_and_goes_on(monkeypatch):
     assert [e.split(":")[0] for e in errors] == ["VLANs", "shaping"] and all("get_links" in e for e in errors)
 
 
-def test_a_bug_in_one_guests_converge_is_one_line_and_the_loop_goes_on(monkeypatch, caplog):
+def test_a_bug_in_one_guests_converge_is_one_line_and_the_loop_goes_on(run_root, monkeypatch, caplog):
     """An unexpected exception on the event path (not a NetvirtError) must end neither the agent's
     main loop nor the other guests' converges: one error line per guest."""
     import logging
