@@ -249,6 +249,7 @@ class Agent:
             self.taps.pop(gone, None)
         for name in names:
             self.converge_safely(name, why)
+            self.collect_garbage()        # per guest: 50 guests' garbage at once sets a high-water mark
         self.collect()
 
     def converge_safely(self, guest, why, is_drift=False):
