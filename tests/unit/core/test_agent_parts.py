@@ -254,3 +254,22 @@ def test_cyclic_garbage_of_an_apply_is_collected_at_the_next_tick_and_only_after
     finally:
         if enabled:
             gc.enable()
+
+
+@pytest.mark.parametrize("handoff, expected", [(None, True), (False, False)])
+def test_the_hooks_role_writes_handoff_as_the_dispatcher_reads_it(handoff, expected):
+    """roles/hooks dispatcher.conf.j2 with the role's defaults (and hooks_handoff: false) parsed by the core."""
+    jinja2 = pytest.importorskip("jinja2")      # the venv's; Debian's python here has none
+    yaml = pytest.importorskip("yaml")
+    from nvhooks.dispatch import conf as confmod
+    role = os.path.join(os.path.dirname(__file__), "..", "..", "..", "roles", "hooks")
+    with open(os.path.join(role, "defaults", "main.yml"), encoding="utf-8") as handle:
+        values = yaml.safe_load(handle)
+    if handoff is not None:
+        values["hooks_handoff"] = handoff
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    env.filters["bool"] = bool
+    with open(os.path.join(role, "templates", "dispatcher.conf.j2"), encoding="utf-8") as handle:
+        text = env.from_string(handle.read()).render(ansible_managed="managed", **values)
+    dconf = confmod.DispatcherConf(confmod.parse(text, "dispatcher.conf"))
+    assert dconf.handoff is expected
