@@ -20,7 +20,6 @@ Run: /usr/bin/python3 bench/agent_latency.py [-n ROUNDS]
 """
 import argparse
 import glob
-import gzip
 import json
 import os
 import statistics
@@ -34,6 +33,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TREE = os.path.join(HERE, "..", "plugins", "module_utils")
 sys.path.insert(0, HERE)
 sys.path.insert(0, TREE)
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "helpers"))
+import initramfs  # noqa: E402  pylint: disable=wrong-import-position
 import libvirt_lock  # noqa: E402  pylint: disable=wrong-import-position
 from nvhooks.shaping import plan as tcplan  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -53,21 +54,6 @@ def run(*argv, data=None, check=True):
 
 def virsh(*args, **kwargs):
     return run("virsh", "-c", "qemu:///system", *args, **kwargs)
-
-
-def initramfs(path):
-    """busybox and an /init that sleeps (as tests/libvirt/test_agent.py): Linux' acpiphp completes unplugs."""
-    with open("/bin/busybox", "rb") as handle:
-        busybox = handle.read()
-    init = b"#!/bin/busybox sh\nwhile :; do /bin/busybox sleep 3600; done\n"
-    entries = [("bin", 0o40755, b""), ("bin/busybox", 0o100755, busybox), ("init", 0o100755, init)]
-    out = bytearray()
-    for ino, (name, mode, data) in enumerate(entries + [("TRAILER!!!", 0, b"")], 1):
-        fields = (ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name) + 1, 0)
-        head = b"070701" + b"".join(b"%08x" % f for f in fields) + name.encode() + b"\0"
-        out += head + b"\0" * (-len(head) % 4) + data + b"\0" * (-len(data) % 4)
-    with gzip.open(path, "wb", compresslevel=1) as handle:
-        handle.write(bytes(out))
 
 
 def guest_xml(name, kernel, initrd, console):
@@ -137,7 +123,7 @@ def main():
         try:
             run("ip", "link", "add", bridge, "type", "bridge")
             run("ip", "link", "set", bridge, "up")
-            initramfs(initrd)
+            initramfs.write(initrd)
             virsh("create", "/dev/stdin", data=guest_xml(guest, kernel, initrd, console))
             with open(log_path, "w", encoding="utf-8") as log:
                 agent = subprocess.Popen(["/usr/bin/python3", "-c", LAUNCH, TREE, "agent", "--policy", policy,  # pylint: disable=consider-using-with

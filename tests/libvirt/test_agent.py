@@ -9,7 +9,6 @@ guests on the shared host are not touched. No hook is needed: the agent
 shapes what the hook would. Every wait is a bounded poll; no time is asserted.
 """
 import glob
-import gzip
 import json
 import os
 import re
@@ -19,6 +18,7 @@ import sys
 import subprocess
 import time
 
+import initramfs
 import pytest
 
 from conftest import domain_xml, sh, uid, virsh
@@ -55,22 +55,6 @@ def poll(what, predicate, timeout=30.0):
 
 
 KERNEL = sorted(glob.glob("/boot/vmlinuz-*"))[-1:]     # Debian's kernel (linux-image-amd64, setup.sh)
-
-
-def initramfs(path):
-    """A gzip'd newc cpio: busybox and an /init that sleeps. Linux' built-in ACPI PCI
-    hot-plug (acpiphp) then completes detach-interface; firmware alone never would."""
-    with open("/bin/busybox", "rb") as handle:
-        busybox = handle.read()
-    init = b"#!/bin/busybox sh\nwhile :; do /bin/busybox sleep 3600; done\n"
-    entries = [("bin", 0o40755, b""), ("bin/busybox", 0o100755, busybox), ("init", 0o100755, init)]
-    out = bytearray()
-    for ino, (name, mode, data) in enumerate(entries + [("TRAILER!!!", 0, b"")], 1):
-        fields = (ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name) + 1, 0)
-        head = b"070701" + b"".join(b"%08x" % f for f in fields) + name.encode() + b"\0"
-        out += head + b"\0" * (-len(head) % 4) + data + b"\0" * (-len(data) % 4)
-    with gzip.open(path, "wb", compresslevel=1) as handle:
-        handle.write(bytes(out))
 
 
 def write_policy(path, inbound="8mbit"):
@@ -136,7 +120,7 @@ def setup(libvirtd, tmp_path_factory):
     assert KERNEL, "no /boot/vmlinuz-*: install linux-image-amd64 (tests/lanes/setup.sh)"
     os.makedirs("/var/lib/libvirt/boot", exist_ok=True)
     initrd, console = f"/var/lib/libvirt/boot/{name}.img", f"/var/lib/libvirt/boot/{name}.log"
-    initramfs(initrd)
+    initramfs.write(initrd)
     iface = (f"<interface type='bridge'><source bridge='{bridge}'/><mac address='{SHAPED_PREFIX}:00:01'/>"
              f"<target dev='{tap}'/><model type='virtio'/></interface>")
     # a kernel that answers ACPI hot-unplug: 160 MiB for it (the lane's other guests have 64)

@@ -23,7 +23,7 @@ import time
 import traceback
 
 from .. import locks, logfields, paths
-from ..dispatch import handoff
+from ..dispatch import handoff, hooklog
 from ..errors import NetvirtError
 
 READ_WAIT = 5.0      # s: a peer that does not send its request by then is dropped
@@ -41,9 +41,7 @@ class _Collect(logging.Handler):
         self.records = []
 
     def emit(self, record):
-        name = record.levelname if record.levelname in ("DEBUG", "INFO", "WARNING", "ERROR") \
-            else ("ERROR" if record.levelno >= 40 else "INFO")
-        self.records.append([name, self.format(record), logfields.of(record)])
+        self.records.append([hooklog.level_name(record), self.format(record), logfields.of(record)])
 
 
 class _Policy:

@@ -116,6 +116,11 @@ def safe_text(text):
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def level_name(record):
+    """A logging record's level as one of LEVELS (a custom level maps to ERROR or INFO)."""
+    return record.levelname if record.levelname in LEVELS else ("ERROR" if record.levelno >= 40 else "INFO")
+
+
 def handler_logger(target):
     """A logging.Logger feeding the Record ``target`` (for the built-in handlers).
 
@@ -127,7 +132,7 @@ def handler_logger(target):
 
     class _ToRecord(logging.Handler):
         def emit(self, record):
-            name = record.levelname if record.levelname in LEVELS else ("ERROR" if record.levelno >= 40 else "INFO")
+            name = level_name(record)
             text = self.format(record)
             target.add(name, text)
             if target.label is not None:
