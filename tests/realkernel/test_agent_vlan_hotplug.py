@@ -32,7 +32,7 @@ from nvhooks.policy import model as policy
 from nvhooks.shaping import plan as tcplan
 from nvhooks.vlan import hook as vlanhook
 
-from test_vlan_traffic import _fx, kernel_vids, remove_status, write_status
+from test_vlan_traffic import _fx, kernel_vids, remove_status, vlan_bridge, write_status  # noqa: F401  pylint: disable=unused-import
 
 sh, nsrun = _fx.sh, _fx.nsrun
 GUEST, UUID, MAC = "nvthot", "44444444-4444-4444-8444-444444444444", "52:54:00:13:00:07"
@@ -80,13 +80,8 @@ def our_ifbs():
 
 
 @pytest.fixture
-def site(netns, veth, bridge, kprobe, tmp_path, monkeypatch):
-    if not kprobe.bridge_vlan_filtering():
-        pytest.fail("this kernel lacks bridge VLAN filtering: run under virtme-ng (make test-realkernel)",
-                    pytrace=False)
-    sh("modprobe", "8021q")
-    monkeypatch.setenv("NETVIRT_HOOKS_ROOT", str(tmp_path))
-    br = bridge(name="nvtbr" + _fx.uid(4))
+def site(netns, veth, vlan_bridge, tmp_path):
+    br = vlan_bridge
     uplink_ns = netns()
     up = veth(None, uplink_ns, name="nvtup" + _fx.uid(4), peer="eth0")
     sh("ip", "link", "set", up.name, "master", br)

@@ -58,13 +58,20 @@ def kernel_vids(dev):
 
 
 @pytest.fixture
-def site(netns, veth, bridge, kprobe, tmp_path, monkeypatch):
+def vlan_bridge(bridge, kprobe, tmp_path, monkeypatch):
+    """A bridge in the host namespace (VLAN filtering off: bridge_init turns it on), 8021q loaded,
+    NETVIRT_HOOKS_ROOT a scratch tree (tmp_path)."""
     if not kprobe.bridge_vlan_filtering():
         pytest.fail("this kernel lacks bridge VLAN filtering: run under virtme-ng (make test-realkernel)",
                     pytrace=False)
     sh("modprobe", "8021q")
     monkeypatch.setenv("NETVIRT_HOOKS_ROOT", str(tmp_path))
-    br = bridge(name="nvtbr" + _fx.uid(4))        # host namespace, VLAN filtering off: bridge_init turns it on
+    return bridge(name="nvtbr" + _fx.uid(4))
+
+
+@pytest.fixture
+def site(netns, veth, vlan_bridge, tmp_path):
+    br = vlan_bridge
     guests = {}
     for name, addrs in (("g1", ["10.100.0.1/24"]), ("g2", ["10.100.0.2/24"]),
                         ("g3", ["10.100.0.3/24", "10.200.0.3/24"])):
