@@ -3,7 +3,7 @@
 #
 #   demo/demo.sh        (make demo)
 #
-# Installs what it needs (apt: libvirt, qemu, python3-lxml/pyroute2; a venv
+# Installs what it needs (apt: libvirt, qemu, python3-pyroute2; a venv
 # with ansible-core unless build/venv exists), starts libvirtd if no libvirt
 # daemon runs, creates the bridge nvdemo0, rolls the collection out to this
 # machine with playbooks/site.yml and the example inventory, starts the demo
@@ -13,7 +13,7 @@
 [ "$(id -u)" = 0 ] || die "run as root (it installs packages and hooks)"
 
 APT_PKGS="libvirt-daemon-system libvirt-clients qemu-system-x86 seabios ipxe-qemu
- python3 python3-venv python3-lxml python3-pyroute2 iproute2 util-linux procps"
+ python3 python3-venv python3-pyroute2 iproute2 util-linux procps"
 missing=$(for p in $APT_PKGS; do dpkg-query -W -f='${db:Status-Status}\n' "$p" 2>/dev/null | grep -qx installed || echo "$p"; done)
 if [ -n "$missing" ]; then
     say "apt: installing ${missing//$'\n'/ }"

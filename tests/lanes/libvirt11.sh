@@ -19,7 +19,7 @@ say "libvirt11 $(date -u +%T): Debian 13 chroot"
 t0=$SECONDS
 root=$(bash "$here/trixie-chroot.sh")
 echo "chroot ready in $((SECONDS - t0))s: $root"
-say "libvirt11 $(date -u +%T): $(chroot "$root" sh -c 'libvirtd --version; python3 -V; python3 -c "import pyroute2, lxml.etree as e; print(\"pyroute2\", pyroute2.__version__, \"lxml\", e.__version__)"; /opt/nvt-build/venv/bin/ansible --version 2>/dev/null | sed -n 1p' | tr '\n' ' ')"
+say "libvirt11 $(date -u +%T): $(chroot "$root" sh -c 'libvirtd --version; python3 -V; python3 -c "import pyroute2, pyexpat; print(\"pyroute2\", pyroute2.__version__, pyexpat.EXPAT_VERSION)"; /opt/nvt-build/venv/bin/ansible --version 2>/dev/null | sed -n 1p' | tr '\n' ' ')"
 export NVT_CHROOT=$root NVT_LIBVIRT11_TESTS=$TESTS NVT_EXPECT_ANSIBLE=2.21
 # a private mount namespace: the chroot's mounts go away with the lane, even on a kill
 with_libvirt_lock unshare --mount --propagation private bash "$here/libvirt11-inner.sh"

@@ -5,7 +5,7 @@ need_root
 export DEBIAN_FRONTEND=noninteractive
 
 APT_PKGS=(make git tar util-linux procps kmod iproute2 ca-certificates
-    python3 python3-venv python3-pip python3-pytest python3-pytest-timeout python3-lxml python3-pyroute2
+    python3 python3-venv python3-pip python3-pytest python3-pytest-timeout python3-pyroute2
     libvirt-daemon-system libvirt-clients qemu-system-x86 ovmf seabios ipxe-qemu
     linux-image-amd64 busybox-static openvswitch-switch iperf3 shellcheck)
 # journal tests run a private systemd-journald (tests/libvirt... test_journal); python3-systemd is one backend

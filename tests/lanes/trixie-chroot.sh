@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Debian 13 (trixie) chroot for the libvirt11 lane: libvirt 11.3, Python 3.13,
-# python3-pyroute2 0.8, python3-lxml 5, python3-libvirt and python3-prometheus-client
+# python3-pyroute2 0.8, python3-libvirt and python3-prometheus-client
 # (what the hooks role installs on a hypervisor), and a venv with the newest ansible-core.
 # Built with mmdebstrap from the apt mirror this machine uses; cached under
 # $NVT_CHROOT_CACHE, keyed by a hash of this file (package list, hooks), so a
 # second run on one machine reuses it. Prints the chroot's path on stdout.
 set -euo pipefail
 CACHE=${NVT_CHROOT_CACHE:-/var/cache/netvirt-tests}
-PKGS=libvirt-daemon-system,libvirt-clients,qemu-system-x86,qemu-utils,python3,python3-venv,python3-pip,python3-pyroute2,python3-lxml,python3-libvirt,python3-prometheus-client,python3-pytest,python3-yaml,python3-jinja2,iproute2,procps,util-linux,ca-certificates,git
+PKGS=libvirt-daemon-system,libvirt-clients,qemu-system-x86,qemu-utils,python3,python3-venv,python3-pip,python3-pyroute2,python3-libvirt,python3-prometheus-client,python3-pytest,python3-yaml,python3-jinja2,iproute2,procps,util-linux,ca-certificates,git
 # the hook's pyroute2: Debian 13 ships 0.7.7; 0.8 over it (/usr/local) for the Python 3.13 + 0.8 runtime
 HOOK_PIP_PKGS='"pyroute2>=0.8,<0.9"'
 # newest ansible-core (needs Python >= 3.12) and pytest-timeout (the lanes pass --timeout)

@@ -5,7 +5,7 @@
 
 Shared by the Ansible modules (shipped inside them by Ansible) and by the
 hook on the hypervisor (installed as a plain package by the hooks role).
-Never imports ansible; imports lxml/pyroute2 lazily.
+Never imports ansible; imports pyroute2, libvirt and the XML parser lazily.
 """
 
 __version__ = "0.1.0"

@@ -164,17 +164,35 @@ def test_status_no_guests(tmp_path, monkeypatch, capsys):
 
 
 def test_help_teaches_and_imports_nothing_heavy():
-    """--help lists examples and exit codes, and loads no lxml/pyroute2."""
+    """--help lists examples and exit codes, and loads no XML parser or pyroute2."""
     here = os.path.dirname(os.path.abspath(nvhooks.__file__))
     code = ("import sys; sys.path.insert(0, %r); sys.argv=['netvirt-hooks','--help']\n"
             "from nvhooks import cli\n"
             "try: cli.main()\nexcept SystemExit: pass\n"
-            "bad = [m for m in ('lxml', 'pyroute2', 'nvhooks.cli.run', 'json') if m in sys.modules]\n"
+            "bad = [m for m in ('pyexpat', 'lxml', 'pyroute2', 'nvhooks.cli.run', 'json') if m in sys.modules]\n"
             "print('LOADED', bad)") % os.path.dirname(here)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "netvirt-hooks status web1" in proc.stdout
     assert "3  guest not running" in proc.stdout
     assert proc.stdout.rstrip().endswith("LOADED ['json']") or proc.stdout.rstrip().endswith("LOADED []")
+
+
+def test_parsing_options_imports_no_shutil():
+    # argparse imports shutil (and bz2, lzma) for the terminal width at every add_argument
+    here = os.path.dirname(os.path.abspath(nvhooks.__file__))
+    code = ("import sys; sys.path.insert(0, %r); from nvhooks.cli import command\n"
+            "command.build_parser().parse_args(['agent', '--only', 'x'])\n"
+            "print(sorted(m for m in ('shutil', 'bz2', 'lzma') if m in sys.modules))") % os.path.dirname(here)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("columns, width", [("60", 60), ("x", 80), ("0", 80)])
+def test_help_width_follows_columns_like_shutil(monkeypatch, columns, width):
+    from nvhooks.cli import command
+    monkeypatch.setenv("COLUMNS", columns)
+    monkeypatch.setattr(sys, "__stdout__", None)          # no terminal: shutil's fallback
+    assert command._columns() == width  # pylint: disable=protected-access
 
 
 def test_status_lists_scripts_in_dispatcher_order(root, capsys):

@@ -214,7 +214,9 @@ def test_light_pyroute2_loads_only_what_the_core_uses():
     # pyroute2's __init__ loads every entry point (NDB with sqlite3, IPDB, ...) and 0.7's
     # IPRoute mixin module pulls in unittest.mock: megabytes the hook and the agent never use
     # (0.9's iprsocket imports unittest.mock itself: only 0.7's is avoidable)
-    heavy = ("pyroute2.ndb", "pyroute2.ipdb", "sqlite3", "importlib.metadata") + (("unittest",) if SEAM[PYROUTE2] == "0.7" else ())
+    # (0.9's netlink buffer imports multiprocessing.shared_memory itself: only 0.7's config is avoidable)
+    heavy = ("pyroute2.ndb", "pyroute2.ipdb", "sqlite3", "importlib.metadata") + \
+        (("unittest", "multiprocessing") if SEAM[PYROUTE2] == "0.7" else ())
     code = ("import sys; from nvhooks.kernel import netlink, compat; compat.impl(); "
             "from pyroute2.netlink.rtnl.tcmsg import tcmsg; from pyroute2.netlink.exceptions import NetlinkError; "
             f"print(netlink.ipr.__name__, sorted(m for m in {heavy!r} if m in sys.modules))")
@@ -228,6 +230,27 @@ def test_light_pyroute2_still_gives_the_whole_library_on_demand():
             "print(IPRoute.__name__, NDB.__name__, netns.__name__, getattr(lab, 'use_mock', False), "
             "hasattr(pyroute2, 'NoSuchName'))")
     assert _in_child(code) == "IPRoute NDB pyroute2.netns False False"
+
+
+def test_light_config_names_the_real_multiprocessing_when_called():
+    # pyroute2.config is imported against a stand-in; its Pipe/Queue/Process import the real module
+    code = ("import sys; from nvhooks.kernel import compat; compat.light(); from pyroute2 import config; "
+            "stand_in = sys.modules.get('multiprocessing'); queue = config.MpQueue(); queue.put(7); "
+            "import multiprocessing; print(queue.get(), config.MpProcess.__name__, "
+            "stand_in is None or stand_in is multiprocessing, hasattr(multiprocessing, 'Manager'))")
+    assert _in_child(code) == "7 Process True True"
+
+
+def test_light_config_starts_no_program():
+    # platform.uname() ran `uname -p` and platform.architecture() `file -b` in every hook that imported pyroute2
+    code = ("import os, struct, subprocess, sys, platform; spawned = []; real = subprocess.Popen.__init__\n"
+            "def spy(self, args, *argv, **kwarg):\n    spawned.append(args); real(self, args, *argv, **kwarg)\n"
+            "subprocess.Popen.__init__ = spy\n"
+            "from nvhooks.kernel import compat; compat.light(); from pyroute2 import config\n"
+            "print(spawned, config.uname[:5] == tuple(os.uname()), config.machine == os.uname().machine, "
+            "config.arch == f\"{struct.calcsize('P') * 8}bit\", platform.uname.__module__, "
+            "platform.architecture.__module__)")
+    assert _in_child(code) == "[] True True True platform platform"
 
 
 def test_light_is_a_no_op_when_pyroute2_is_imported_already():

@@ -9,6 +9,7 @@ is imported up front so `--help` stays instant; the rest loads per command.
 """
 
 import argparse
+import os
 import sys
 
 from ..errors import KernelError, NetvirtError, PolicyError, XmlError
@@ -40,7 +41,7 @@ exit codes:
   2  usage error
   3  guest not running on this host (no status XML under /run/libvirt/qemu)
   4  invalid host policy, guest <metadata> or status XML (message names the key)
-  5  environment: lxml/pyroute2 missing, not root, or the kernel lacks a feature
+  5  environment: pyroute2 missing, not root, or the kernel lacks a feature
 
 files: host policy /etc/libvirt/hooks/netvirt/policy.json, hook logs
 /var/log/libvirt/hooks/, status XML /run/libvirt/qemu/GUEST.xml.
@@ -50,13 +51,35 @@ See docs/troubleshooting.md.
 EPILOG = EPILOG.replace("{agent}", agentcmd.EPILOG)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, given the terminal's width: argparse would import shutil for it at every
+    add_argument, and shutil brings bz2 and lzma (0.5 MiB of the agent, which parses its options here)."""
+
+    def _get_formatter(self):
+        return self.formatter_class(prog=self.prog, width=_columns())
+
+
+def _columns():
+    """shutil.get_terminal_size().columns: $COLUMNS, else the terminal's, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
 def build_parser():
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                         help="print JSON instead of text")
     common.add_argument("--policy", metavar="FILE", default=argparse.SUPPRESS,
                         help="host policy file (default: /etc/libvirt/hooks/netvirt/policy.json)")
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="netvirt-hooks", parents=[common], epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Show and fix what netvirt.libvirt_hooks does to running guests' ports "
@@ -109,9 +132,9 @@ def main(argv=None):
     try:
         from . import run as cli_run
         result, code = cli_run.run(args)
-    except ImportError as err:  # lxml/pyroute2 missing on this host
-        err = CliError(f"missing Python library {err.name or err}: install python3-lxml and "
-                       "python3-pyroute2 (the hooks role does)", EXIT_ENVIRONMENT)
+    except ImportError as err:  # pyroute2 missing on this host
+        err = CliError(f"missing Python library {err.name or err}: install python3-pyroute2 "
+                       "(the hooks role does)", EXIT_ENVIRONMENT)
         result, code = {"error": str(err), "exit": err.code}, err.code
         if not as_json:
             sys.stderr.write(f"netvirt-hooks: {err}\n")

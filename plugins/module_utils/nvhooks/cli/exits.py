@@ -8,7 +8,7 @@ EXIT_PROBLEM = 1      # drift found, or apply/teardown failed
 EXIT_USAGE = 2        # argparse's own code for bad usage
 EXIT_NOT_RUNNING = 3  # no status XML: the guest is not running here
 EXIT_BAD_POLICY = 4   # host policy, guest <metadata> or status XML invalid
-EXIT_ENVIRONMENT = 5  # missing lxml/pyroute2, not root, kernel lacks a feature
+EXIT_ENVIRONMENT = 5  # missing pyroute2, not root, kernel lacks a feature
 
 
 class CliError(Exception):

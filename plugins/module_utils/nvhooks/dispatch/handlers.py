@@ -8,7 +8,7 @@ module seen through four callables:
 
 * ``acts_on(event)``: stdin-free and cheap; could it act on this event at all?
   (decides whether a step is planned, and what ``netvirt-hooks status`` shows);
-* ``wants(event, raw_xml, host)``: cheap; no lxml, no pyroute2; ``host`` loads
+* ``wants(event, raw_xml, host)``: cheap; no XML parser, no pyroute2; ``host`` loads
   the host policy only when an attribute is read;
 * ``handle(event, domain, host, log)``: qemu/lxc events; raises NetvirtError
   after trying every port;

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The hook's side of the hand-off: run a built-in handler's step in the agent.
 
-A running ``netvirt-hooks agent`` has pyroute2, lxml and the host policy
+A running ``netvirt-hooks agent`` has pyroute2, the XML parser and the host policy
 loaded already; handing it a guest event saves the hook most of its start-up
 cost (bench/hook_latency.py). It is an optimisation only: any doubt (no
 socket, wrong owner, no greeting, the agent gone before it answered) returns

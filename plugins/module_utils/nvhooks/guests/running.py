@@ -69,7 +69,7 @@ def domains(log=None):
 
 
 def has_mac(mac):
-    """Does a running guest have an interface with ``mac``? Fresh from the status XML, without lxml."""
+    """Does a running guest have an interface with ``mac``? Fresh from the status XML, without the XML parser."""
     import re
     wanted = mac.lower().encode()
     for _driver, _name, path in status_files():

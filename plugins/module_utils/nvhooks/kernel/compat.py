@@ -12,6 +12,7 @@ pyroute2 internals; everything else is pyroute2's public API.
 import importlib
 import importlib.machinery
 import importlib.util
+import os
 import sys
 import types
 
@@ -64,6 +65,50 @@ def light():
     sys.modules["pyroute2"] = package
     if importlib.util.find_spec("pyroute2.lab") is not None:
         sys.modules["pyroute2.lab"] = _lab()
+    _light_config()
+
+
+def _light_config():
+    """Import pyroute2.config without what it costs for nothing here.
+
+    * ``multiprocessing``: it only names Pipe, Queue and Process, for NetNS's
+      helper process, which the core never starts (1.9 MiB in the agent). A
+      stand-in serves while it imports; the three names import the real
+      module when called.
+    * ``platform.uname()`` runs ``uname -p`` (the processor) and
+      ``platform.architecture()`` runs ``file -b`` on the interpreter: two
+      programs started by every hook that imports pyroute2. pyroute2 keeps
+      the answers but uses only the system, release, machine and pointer
+      size, which os.uname() and struct give without a program.
+    """
+    if "pyroute2.config" in sys.modules or importlib.util.find_spec("pyroute2.config") is None:
+        return
+    import collections
+    import platform
+    import struct
+    stand_in = None
+    if "multiprocessing" not in sys.modules:
+        stand_in = types.ModuleType("multiprocessing")
+        for name in ("Pipe", "Queue", "Process"):
+            setattr(stand_in, name, _deferred(name))
+        sys.modules["multiprocessing"] = stand_in
+    uname_result = collections.namedtuple("uname_result", "system node release version machine processor")
+    saved = platform.uname, platform.architecture
+    platform.uname = lambda: uname_result(*os.uname(), "")
+    platform.architecture = lambda *_argv, **_kwarg: (f"{struct.calcsize('P') * 8}bit", "")
+    try:
+        importlib.import_module("pyroute2.config")
+    finally:
+        platform.uname, platform.architecture = saved
+        if stand_in is not None and sys.modules.get("multiprocessing") is stand_in:
+            del sys.modules["multiprocessing"]
+
+
+def _deferred(name):
+    def call(*argv, **kwarg):
+        return getattr(importlib.import_module("multiprocessing"), name)(*argv, **kwarg)
+    call.__name__ = call.__qualname__ = name
+    return call
 
 
 class _LabAPI:

@@ -378,7 +378,7 @@ def _attrs(element):
 def parse_metadata(element, guest="guest"):
     """Read our <metadata> element into PortRules (see docs/policy.md).
 
-    ``element`` is the {NS}policy lxml element (domxml.Domain.policy_element).
+    ``element`` is the {NS}policy element (domxml.Domain.policy_element).
     """
     if element is None:
         return ()

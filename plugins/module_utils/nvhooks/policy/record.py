@@ -1,13 +1,16 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, netvirt developers
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Immutable value objects for the policy model, without importing dataclasses.
+"""Value objects for the core (policy model, domain XML, shaping plans), without importing dataclasses.
 
 Every hook event on a host with a policy file imports the policy model; the
 dataclasses module (through inspect) costs more than the rest of that import
-together (bench/hook_latency.py). ``Record`` keeps what the model uses of a
-frozen dataclass: fields declared as annotations with defaults, keyword or
-positional construction, equality, hashing, repr, and no assignment.
+together (bench/hook_latency.py), and 2 MiB of the agent. ``Record`` keeps
+what the core uses of a dataclass: fields declared as annotations with
+defaults, keyword or positional construction, equality, hashing, repr, no
+assignment (``mutable=True`` allows it and, like a dataclass, drops the
+hash), fields left out of equality and repr (``_unequal``), ``replace`` and
+``as_fields``.
 """
 
 _MISSING = object()
@@ -26,13 +29,18 @@ class Record:
     """Subclasses declare fields as annotated class attributes; a value given is the default."""
 
     _fields = ()                              # ((name, default), ...) in declaration order
+    _unequal = ()                             # names left out of ==, hash and repr (e.g. parsed elements)
+    _mutable = False
 
-    def __init_subclass__(cls, **kwargs):
+    def __init_subclass__(cls, mutable=False, **kwargs):
         super().__init_subclass__(**kwargs)
         inherited = dict(cls._fields)
         for name in cls.__dict__.get("__annotations__", {}):
             inherited[name] = cls.__dict__.get(name, _MISSING)
         cls._fields = tuple(inherited.items())
+        cls._mutable = mutable
+        if mutable:
+            cls.__hash__ = None                   # as a dataclass with eq and without frozen
 
     def __init__(self, *args, **kwargs):
         if len(args) > len(self._fields):
@@ -53,13 +61,19 @@ class Record:
             raise TypeError(f"{type(self).__name__}() has no field {sorted(kwargs)[0]}")
 
     def _values(self):
-        return tuple(getattr(self, name) for name, _default in self._fields)
+        return tuple(getattr(self, name) for name, _default in self._fields if name not in self._unequal)
+
+    def as_fields(self):
+        """{name: value} of every field (dataclasses.asdict, one level deep)."""
+        return {name: getattr(self, name) for name, _default in self._fields}
 
     def __setattr__(self, name, value):
-        raise AttributeError(f"{type(self).__name__} is immutable")
+        if not self._mutable:
+            raise AttributeError(f"{type(self).__name__} is immutable")
+        object.__setattr__(self, name, value)
 
     def __delattr__(self, name):
-        raise AttributeError(f"{type(self).__name__} is immutable")
+        raise AttributeError(f"{type(self).__name__} has fixed fields")
 
     def __eq__(self, other):
         if type(other) is not type(self):
@@ -70,5 +84,11 @@ class Record:
         return hash((type(self).__name__,) + self._values())
 
     def __repr__(self):
-        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name, _default in self._fields)
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name, _default in self._fields
+                          if name not in self._unequal)
         return f"{type(self).__name__}({inner})"
+
+
+def replace(record, **changes):
+    """A copy of ``record`` with ``changes`` (dataclasses.replace)."""
+    return type(record)(**dict(record.as_fields(), **changes))

@@ -16,18 +16,17 @@ burst from another would be a policy nobody wrote). ``explain`` reports each
 value with the source it came from.
 """
 
-from dataclasses import dataclass, field
 from typing import Mapping, Optional, Tuple
 
 from . import ifaces, model as policy, units, vlanset
 from ..errors import PolicyError
+from .record import Factory, Record
 
 ASPECTS = ("inbound", "outbound", "group", "vlan", "isolated")
 NATIVE = "native <bandwidth>"
 
 
-@dataclass(frozen=True)
-class PortPolicy:
+class PortPolicy(Record):
     guest: str
     uuid: str
     index: int
@@ -42,13 +41,13 @@ class PortPolicy:
     group: Optional[policy.GroupPolicy] = None
     vlan: Optional[policy.VlanPolicy] = None
     isolated: Optional[bool] = None    # None: no source says (the flag is then ours to clear only)
-    sources: Mapping[str, str] = field(default_factory=dict)
+    sources: Mapping[str, str] = Factory(dict)
     notes: Tuple[str, ...] = ()
     device: Optional[str] = "tap"      # 'tap', 'macvtap' or None (no kernel device here: ifaces.py)
     network: Optional[str] = None      # <source network> (and portgroup) of a type='network' port
     native_vlan: Optional[str] = None  # libvirt's own <vlan>, as text
     native_isolated: bool = False      # libvirt's <port isolated='yes'/> (libvirt applies it)
-    owners: Mapping[str, Optional[str]] = field(default_factory=dict)   # qdiscs/vlans -> who
+    owners: Mapping[str, Optional[str]] = Factory(dict)   # qdiscs/vlans -> who
 
     @property
     def swapped(self):

@@ -17,12 +17,12 @@ shaped twice.
 """
 
 import logging
-from dataclasses import dataclass, field
 from typing import List, Optional
 
 from .. import locks
 from ..errors import KernelError, NetvirtError
 from ..kernel import netlink
+from ..policy.record import Factory, Record
 from . import plan as tcplan, session as tcsession
 from .diff import Action, diff
 from .execute import execute
@@ -31,8 +31,7 @@ from .live import Live, member_minors, observe
 _LOG = logging.getLogger("netvirt.shaping")
 
 
-@dataclass
-class Result:
+class Result(Record, mutable=True):
     """What apply did (or, in check mode, would do)."""
     changed: bool
     actions: List[Action]
@@ -40,7 +39,7 @@ class Result:
     after: dict
     plan: Optional[tcplan.Plan] = None
     check_mode: bool = False
-    warnings: List[str] = field(default_factory=list)
+    warnings: List[str] = Factory(list)
 
     def as_dict(self):
         return {"changed": self.changed, "check_mode": self.check_mode,

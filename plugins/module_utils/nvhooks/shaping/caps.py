@@ -12,18 +12,16 @@ probed.
 
 import json
 import os
-import uuid
-from dataclasses import asdict, dataclass
 
 from .. import paths
 from ..errors import NetvirtError
+from ..policy.record import Record
 
 LEAVES = ("fq_codel", "sfq", "pfifo")     # best first
 CACHE_NAME = "shaping-caps.json"
 
 
-@dataclass(frozen=True)
-class Caps:
+class Caps(Record):
     htb: bool = True
     ifb: bool = True
     clsact: bool = True
@@ -34,7 +32,7 @@ class Caps:
     boot_id: str = ""
 
     def as_dict(self):
-        return asdict(self)
+        return self.as_fields()
 
     def summary(self):
         have = [n for n in ("htb", "ifb", "clsact", "ingress") if getattr(self, n)]
@@ -99,7 +97,7 @@ def probe():
     from ..kernel import netlink, tc
     netlink.require()
     from pyroute2 import netns as pnetns
-    name = f"nvprobe{uuid.uuid4().hex[:8]}"
+    name = f"nvprobe{os.urandom(4).hex()}"
     pnetns.create(name)
     try:
         with netlink.ipr(name) as sock:

@@ -11,10 +11,10 @@ parents before children, then deletions children before parents. execute.py
 runs the list; undoing it re-adds trees in ``ORDER``.
 """
 
-from dataclasses import dataclass, replace
 from typing import Optional
 
 from ..errors import KernelError
+from ..policy.record import Record, replace
 from . import plan as tcplan
 from .live import CLSACT_PARENTS, member_minors
 from .plan import Obj
@@ -29,8 +29,7 @@ COMPARE = {
 ORDER = {"ifb": 0, "qdisc": 1, "class": 2, "filter": 3}
 
 
-@dataclass(frozen=True)
-class Action:
+class Action(Record):
     """One change: op is add | change | delete."""
     op: str
     obj: Obj

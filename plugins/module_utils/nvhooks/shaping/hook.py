@@ -40,7 +40,7 @@ def acts_on(event):
 
 
 def wants(event, raw_xml, host):
-    """Cheap check: no lxml, no pyroute2."""
+    """Cheap check: no XML parser, no pyroute2."""
     phase = _phase(event)
     if phase is None:
         return False

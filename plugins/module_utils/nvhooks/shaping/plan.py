@@ -27,11 +27,10 @@ Every object carries the exact values the kernel reports back (rates in
 bytes/s, HTB buffers in psched ticks), so comparing is exact.
 """
 
-import hashlib
-from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
 from ..policy import units
+from ..policy.record import Record
 from ..errors import KernelError, PolicyError
 
 # HTB handles (major:minor as the kernel's u32 handle)
@@ -74,8 +73,25 @@ def handle_text(handle):
     return f"{major:x}:{minor:x}" if minor else f"{major:x}:"
 
 
+_SHA256 = []
+
+
+def _sha256():
+    """CPython's own SHA-256: hashlib would also load its OpenSSL bindings, 0.8 MiB of the agent, for the same digest."""
+    if not _SHA256:
+        try:
+            from _sha2 import sha256  # pylint: disable=import-outside-toplevel  # Python 3.12 and later
+        except ImportError:
+            try:
+                from _sha256 import sha256  # pylint: disable=import-outside-toplevel  # Python 3.11
+            except ImportError:             # a Python built without its own hashes
+                from hashlib import sha256  # pylint: disable=import-outside-toplevel
+        _SHA256.append(sha256)
+    return _SHA256[0]
+
+
 def _hash(text, size):
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:size]
+    return _sha256()(text.encode("utf-8")).hexdigest()[:size]
 
 
 def port_ifb(dev):
@@ -116,8 +132,7 @@ def xmit_ticks(rate_bytes, size, tick_in_usec):
     return int(int(1000000 * (float(size) / rate_bytes)) * tick_in_usec)
 
 
-@dataclass(frozen=True)
-class Obj:
+class Obj(Record):
     """One kernel object we want.
 
     kind: ``ifb`` (dev = the ifb), ``qdisc`` (id = its parent handle),
@@ -179,8 +194,7 @@ class Obj:
         return out
 
 
-@dataclass(frozen=True)
-class Membership:
+class Membership(Record):
     """This port's place in a group, one direction."""
     group: str
     direction: str
@@ -189,8 +203,7 @@ class Membership:
     mac_at: int          # -14 (dst MAC, inbound) or -8 (src MAC, outbound)
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(Record):
     """Desired tc state of one port.
 
     ``present`` False: the port should carry nothing of ours (teardown).
@@ -207,7 +220,7 @@ class Plan:
     objects: Tuple[Obj, ...] = ()
     port_ifbs: Tuple[str, ...] = ()
     memberships: Tuple[Membership, ...] = ()
-    notes: Tuple[str, ...] = field(default=())
+    notes: Tuple[str, ...] = ()
 
     @property
     def groups(self):

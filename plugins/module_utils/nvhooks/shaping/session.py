@@ -19,7 +19,7 @@ are found by their alias and removed by the orphan collection (shapegc).
 """
 
 import contextlib
-import secrets
+import os
 
 from ..kernel import netlink
 
@@ -32,14 +32,14 @@ class Session:
 
     def __init__(self, sock):
         self.sock = sock
-        self.group = 0x40000000 | secrets.randbits(30)
+        self.group = 0x40000000 | int.from_bytes(os.urandom(4), "big") >> 2   # 30 random bits, as secrets.randbits(30)
         self.parked = {}                     # real name -> (ifindex, alias)
 
     def park(self, index, name, alias):
         """Take ifb ``name`` out of use now; the kernel deletes it at flush."""
         netlink.set_link(self.sock, index, state="down")       # the kernel renames only a device that is down
         try:
-            netlink.set_link(self.sock, index, ifname=PARKED_PREFIX + secrets.token_hex(6), ifalias=PARKED_ALIAS,
+            netlink.set_link(self.sock, index, ifname=PARKED_PREFIX + os.urandom(6).hex(), ifalias=PARKED_ALIAS,
                              group=self.group)
         except Exception:
             netlink.set_link(self.sock, index, state="up")     # not parked: back in service as it was
