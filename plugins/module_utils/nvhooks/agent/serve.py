@@ -133,7 +133,7 @@ class Server:
     def _serve(self, conn):
         with conn:
             try:
-                pid, uid = handoff.peer_uid(conn)
+                pid, uid = handoff.peer_pid_uid(conn)
                 if uid not in (0, os.geteuid()):
                     self.log.warning("hand-off: refused a peer of uid %d (pid %d)", uid, pid)
                     return

@@ -95,9 +95,10 @@ def trusted(path):
     return None
 
 
-def peer_uid(sock):
-    _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
-    return _pid, uid
+def peer_pid_uid(sock):
+    """(pid, uid) of the process at the other end of the Unix socket (SO_PEERCRED)."""
+    pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+    return pid, uid
 
 
 def recv_line(sock, limit, until):
@@ -158,7 +159,7 @@ def ask(event, handler_name, threshold, deadline, event_timeout, path=None):
         sock.settimeout(max(0.001, min(GREETING_WAIT, deadline - time.monotonic())))
         try:
             sock.connect(path)
-            pid, uid = peer_uid(sock)
+            pid, uid = peer_pid_uid(sock)
             if uid not in (0, os.geteuid()):
                 return None
             hello = recv_line(sock, len(HELLO), time.monotonic() + sock.gettimeout())

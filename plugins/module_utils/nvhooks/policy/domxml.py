@@ -4,7 +4,7 @@
 """Safe reader for libvirt domain XML (``<domain>`` and status ``<domstatus>``).
 
 Only reads what the hooks need, with the standard library's expat (no lxml:
-a hypervisor needs one less package, and the agent 6 MiB less memory). The
+a hypervisor needs one less package, and the agent 5 MiB less memory). The
 parser is imported inside functions: most hook events never look at XML.
 """
 
