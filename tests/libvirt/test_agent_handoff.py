@@ -64,6 +64,11 @@ def step_logs(name):
     return found
 
 
+def without(found, *texts):
+    """``found`` (file -> lines) without the lines that contain any of ``texts``."""
+    return {name: [line for line in lines if not any(text in line for text in texts)] for name, lines in found.items()}
+
+
 def same_logs(got, want):
     """``got`` (agent line dropped) equals ``want``; else a diff per file.
 
@@ -72,15 +77,10 @@ def same_logs(got, want):
     """
     import difflib
     once = "shaping capabilities probed"
-    got = {name: [line for line in lines if AGENT_LINE not in line and once not in line] for name, lines in got.items()}
-    want = {name: [line for line in lines if once not in line] for name, lines in want.items()}
+    got, want = without(got, AGENT_LINE, once), without(want, once)
     diff = [f"{name}:\n" + "\n".join(difflib.unified_diff(want.get(name, []), got.get(name, []), lineterm=""))
             for name in sorted(set(got) | set(want)) if got.get(name) != want.get(name)]
     assert not diff, "\n".join(diff)
-
-
-def without_agent_line(found):
-    return {name: [line for line in lines if AGENT_LINE not in line] for name, lines in found.items()}
 
 
 def test_handoff_same_result_survives_sigkill_and_still_refuses(restore_host, run_roles, host_bridge, tmp_path):
@@ -118,7 +118,7 @@ def test_handoff_same_result_survives_sigkill_and_still_refuses(restore_host, ru
         after_tc, after_logs = start()
         assert after_tc == alone_tc
         same_logs(after_logs, alone_logs)
-        assert after_logs == without_agent_line(after_logs)     # nobody answered: all in-process
+        assert after_logs == without(after_logs, AGENT_LINE)     # nobody answered: all in-process
 
         agent.start()
         refused = domain_xml("nvt-ho" + uid(), [bridge_iface(br, target="nvtt" + uid(), mac="52:54:00:b2:00:01")])

@@ -45,7 +45,7 @@ def collect(caps, netns=None, in_use=None, check_mode=False, log=None, lock_time
             if count % GC_EVERY == 0:
                 # each read leaves pyroute2 messages that refer to themselves: only the cyclic GC
                 # frees them, and one pass over every ifb of a busy host would pile them up
-                # (2 MiB with 50 guests, which the allocator then keeps)
+                # (the agent's orphan collection with 50 guests: +0.4 MiB RSS with this, +0.7 without)
                 gc.collect()
             alias = alias or ""
             if alias == tcsession.PARKED_ALIAS:

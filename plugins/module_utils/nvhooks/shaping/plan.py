@@ -29,6 +29,15 @@ bytes/s, HTB buffers in psched ticks), so comparing is exact.
 
 from typing import Optional, Tuple
 
+# CPython's own SHA-256: hashlib would also load its OpenSSL bindings (0.8 MiB of the agent) for the same digest
+try:
+    from _sha2 import sha256 as _sha256            # Python 3.12 and later
+except ImportError:
+    try:
+        from _sha256 import sha256 as _sha256      # Python 3.11
+    except ImportError:                            # a Python built without its own hashes
+        from hashlib import sha256 as _sha256
+
 from ..policy import units
 from ..policy.record import Record
 from ..errors import KernelError, PolicyError
@@ -73,25 +82,8 @@ def handle_text(handle):
     return f"{major:x}:{minor:x}" if minor else f"{major:x}:"
 
 
-_SHA256 = []
-
-
-def _sha256():
-    """CPython's own SHA-256: hashlib would also load its OpenSSL bindings, 0.8 MiB of the agent, for the same digest."""
-    if not _SHA256:
-        try:
-            from _sha2 import sha256  # pylint: disable=import-outside-toplevel  # Python 3.12 and later
-        except ImportError:
-            try:
-                from _sha256 import sha256  # pylint: disable=import-outside-toplevel  # Python 3.11
-            except ImportError:             # a Python built without its own hashes
-                from hashlib import sha256  # pylint: disable=import-outside-toplevel
-        _SHA256.append(sha256)
-    return _SHA256[0]
-
-
 def _hash(text, size):
-    return _sha256()(text.encode("utf-8")).hexdigest()[:size]
+    return _sha256(text.encode("utf-8")).hexdigest()[:size]
 
 
 def port_ifb(dev):
